@@ -1,0 +1,94 @@
+# Mars Analogue Finder — all set-up and everyday commands.
+#   make demo   build library + score the bundled Mars scene through qgis_process
+#   make test   lint, type-check and run the whole test suite (headless)
+# Both install what they need (QGIS 3.40 from bookworm-backports, a venv, pip packages) and are
+# idempotent: the second run skips the installs.
+
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+PY_SYS   := /usr/bin/python3
+VENV     := .venv
+PY       := $(VENV)/bin/python
+SITE     := $(abspath $(VENV))/lib/python3.11/site-packages
+BUILD    := build
+PLUGDIR  := $(BUILD)/plugin
+PROFILE  := $(abspath $(BUILD)/qgis-profile)
+DATA     ?= ../shared/data
+VERSION  := $(shell sed -n 's/^version=//p' metadata.txt)
+QGIS_PLUGINS_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
+
+# Headless QGIS: offscreen Qt, our plugin folder, an isolated profile, and the venv's packages
+# (onnxruntime) visible to the Python that qgis_process embeds.
+export QT_QPA_PLATFORM := offscreen
+export QGIS_PLUGINPATH := $(abspath $(PLUGDIR))
+export QGIS_CUSTOM_CONFIG_PATH := $(PROFILE)
+export ANALOG_EXTRA_SITE := $(SITE)
+export PYTHONDONTWRITEBYTECODE := 1
+
+PY_SOURCES := $(shell find analog_plugin scripts tests -name '*.py' -not -path '*/_vendor/*' 2>/dev/null)
+
+.PHONY: all setup system venv build demo test test-fast lint typecheck deploy package train export evaluate clean
+
+all: test
+
+## ---- set-up -------------------------------------------------------------------------------
+system:
+	bash scripts/setup_system.sh
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt | system
+	[ -x $(PY) ] || $(PY_SYS) -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -r requirements-dev.txt
+	$(PY) -c "import numpy, onnxruntime, qgis.core, rasterio; assert numpy.__version__.startswith('1.'), numpy.__version__"
+	touch $@
+
+venv: $(VENV)/.installed
+
+setup: system venv
+
+## ---- plugin folder --------------------------------------------------------------------------
+build: setup
+	$(PY) scripts/build_plugin.py --dest $(PLUGDIR)
+	mkdir -p $(PROFILE)
+	qgis_process plugins enable analog_plugin >/dev/null 2>&1 || qgis_process plugins enable analog_plugin
+
+## ---- main job -------------------------------------------------------------------------------
+demo: build
+	$(PY) scripts/run_demo.py --out demo-output
+
+## ---- tests ----------------------------------------------------------------------------------
+lint: venv
+	$(VENV)/bin/ruff check analog_plugin scripts tests
+	$(VENV)/bin/mypy analog_plugin scripts
+
+typecheck: lint
+
+test: build lint
+	$(PY) -m pytest -q --timeout=600 $(PYTEST_ARGS)
+
+test-fast: build
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+## ---- install / release ------------------------------------------------------------------------
+deploy: venv
+	mkdir -p "$(QGIS_PLUGINS_DIR)"
+	$(PY) scripts/build_plugin.py --dest "$(QGIS_PLUGINS_DIR)" --vendor
+	@echo "Installed into $(QGIS_PLUGINS_DIR)/analog_plugin — enable it in Plugins > Manage and Install Plugins"
+
+package: venv
+	rm -rf $(BUILD)/package
+	$(PY) scripts/build_plugin.py --dest $(BUILD)/package --vendor --zip dist/analog_plugin-$(VERSION).zip
+
+## ---- model (offline; needs ../shared/data) ---------------------------------------------------
+train: venv
+	$(PY) scripts/train.py --data $(DATA)
+
+export: venv
+	$(PY) scripts/export_onnx.py
+
+evaluate: venv
+	$(PY) scripts/evaluate.py --data $(DATA)
+
+clean:
+	rm -rf $(BUILD) dist demo-output .pytest_cache .mypy_cache .ruff_cache
