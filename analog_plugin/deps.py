@@ -1,0 +1,93 @@
+"""Make the plugin's third-party runtime dependency (onnxruntime) importable inside QGIS.
+
+The Python embedded in QGIS (desktop or ``qgis_process``) does not see a virtualenv, so onnxruntime
+is looked up, in this order, after everything already on ``sys.path``:
+
+1. ``analog_plugin/_vendor`` (filled by ``make deploy`` / ``make package``);
+2. every folder in the environment variable ``ANALOG_EXTRA_SITE`` (``os.pathsep``-separated; the
+   Makefile points it at the project venv's site-packages).
+
+Both are APPENDED so that the system numpy (the one QGIS and GDAL were built against) stays first.
+Nothing here imports qgis; a missing onnxruntime never breaks the plugin load: the algorithms call
+:func:`require_onnxruntime`, whose error tells the user how to install it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+VENDOR_DIR = Path(__file__).resolve().parent / "_vendor"
+EXTRA_SITE_ENV = "ANALOG_EXTRA_SITE"
+
+INSTALL_HINT = (
+    "The Python package 'onnxruntime' is needed by Mars Analogue Finder but cannot be imported "
+    "by the Python that runs QGIS ({python}). Install it for that Python, then restart QGIS:\n"
+    "  - Linux / macOS: {python} -m pip install --user onnxruntime\n"
+    "    (Debian/Ubuntu system Python: /usr/bin/python3 -m pip install --user "
+    "--break-system-packages onnxruntime)\n"
+    "  - Windows: open the 'OSGeo4W Shell' from the Start menu and run: "
+    "python -m pip install onnxruntime\n"
+    "  - or install the release zip of the plugin, which bundles onnxruntime in analog_plugin/_vendor,\n"
+    "  - or point the environment variable ANALOG_EXTRA_SITE at a site-packages folder "
+    "that contains onnxruntime (for Python {major}.{minor}).\n"
+    "Import error: {error}"
+)
+
+
+class MissingDependencyError(ImportError):
+    """onnxruntime cannot be imported; the message says how to install it."""
+
+
+def extra_paths() -> list[str]:
+    """Folders this module adds to ``sys.path``: existing ``_vendor`` then ``ANALOG_EXTRA_SITE``."""
+    paths: list[str] = []
+    if VENDOR_DIR.is_dir():
+        paths.append(str(VENDOR_DIR))
+    for entry in os.environ.get(EXTRA_SITE_ENV, "").split(os.pathsep):
+        entry = entry.strip()
+        if entry and Path(entry).is_dir():
+            paths.append(str(Path(entry)))
+    return paths
+
+
+def add_extra_paths() -> list[str]:
+    """Append :func:`extra_paths` to the END of ``sys.path`` (once each); return those added."""
+    added: list[str] = []
+    for path in extra_paths():
+        if path not in sys.path:
+            sys.path.append(path)
+            added.append(path)
+    if added:
+        importlib.invalidate_caches()
+    return added
+
+
+def _install_message(error: BaseException) -> str:
+    python = sys.executable or "python3"
+    # Inside QGIS sys.executable is the QGIS binary itself, not a Python interpreter.
+    if Path(python).name.lower().startswith(("qgis", "qgis_process")):
+        python = "/usr/bin/python3" if sys.platform.startswith("linux") else "python3"
+    return INSTALL_HINT.format(
+        python=python, major=sys.version_info[0], minor=sys.version_info[1], error=error
+    )
+
+
+def require_onnxruntime() -> None:
+    """Import onnxruntime (after :func:`add_extra_paths`) or raise :class:`MissingDependencyError`."""
+    add_extra_paths()
+    try:
+        importlib.import_module("onnxruntime")
+    except Exception as err:  # ImportError, or a broken binary wheel (OSError, AttributeError...)
+        raise MissingDependencyError(_install_message(err)) from err
+
+
+def onnxruntime_available() -> bool:
+    """True when :func:`require_onnxruntime` would succeed."""
+    try:
+        require_onnxruntime()
+    except MissingDependencyError:
+        return False
+    return True

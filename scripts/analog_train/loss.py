@@ -1,0 +1,78 @@
+"""Contrastive loss of Hadsell, Chopra & LeCun (2006), margin form, on L2-normalised embeddings.
+
+For a pair with Euclidean distance ``d`` and label ``y`` (1 = similar, 0 = dissimilar)::
+
+    l(d, y) = y * d**2 / 2 + (1 - y) * max(0, m - d)**2 / 2
+
+The loss we minimise is the *weighted mean* of ``l`` over the pairs we pick:
+``L = sum_p w_p * l_p / sum_p w_p``. With unit weights this is the plain mean of Hadsell's pair loss
+(that is what :func:`contrastive_loss` computes when ``weight`` is None). In training
+(:func:`batch_contrastive_loss`) positives and mined hard negatives each get total weight 1/2, so a
+batch with thousands of easy negatives does not drown its few positives.
+
+Embeddings are on the unit sphere, so ``d`` lies in [0, 2] and ``d**2 = 2 - 2 cos``. The margin
+(default 1.0, i.e. cosine 0.5) is the distance beyond which a dissimilar pair costs nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def pair_distances(emb: torch.Tensor) -> torch.Tensor:
+    """All pairwise Euclidean distances of L2-normalised rows, ``(N, N)``.
+
+    ``sqrt(2 - 2 cos)`` with a small floor: the gradient of sqrt at exactly 0 is infinite.
+    """
+    cos = emb @ emb.T
+    return torch.sqrt((2.0 - 2.0 * cos).clamp(min=1e-9))
+
+
+def contrastive_loss(
+    d: torch.Tensor, y: torch.Tensor, margin: float = 1.0, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(Weighted) mean of ``y d^2/2 + (1-y) max(0, m-d)^2/2`` over the given pairs."""
+    y = y.to(d.dtype)
+    per_pair = y * d.pow(2) / 2 + (1 - y) * torch.clamp(margin - d, min=0).pow(2) / 2
+    if weight is None:
+        return per_pair.mean()
+    w = weight.to(d.dtype)
+    return (per_pair * w).sum() / w.sum().clamp(min=1e-12)
+
+
+def batch_contrastive_loss(
+    emb: torch.Tensor,
+    similar: torch.Tensor,
+    dissimilar: torch.Tensor,
+    margin: float = 1.0,
+    hard_k: int = 8,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Contrastive loss over all in-batch pairs, with hard-negative mining.
+
+    ``similar`` / ``dissimilar`` are boolean ``(N, N)`` masks (a pair may be neither: ignored).
+    Every similar pair is used; for dissimilar pairs each anchor keeps only its ``hard_k`` closest
+    ones (the hard negatives: easy ones already beyond the margin would add zeros anyway and dilute
+    the mean). Positives and negatives get half of the total weight each.
+    """
+    d = pair_distances(emb)
+    n = d.shape[0]
+    eye = torch.eye(n, dtype=torch.bool)
+    pos = similar & ~eye
+    neg = dissimilar & ~eye
+    k = min(hard_k, n - 1)
+    masked = torch.where(neg, d.detach(), torch.full_like(d, float("inf")))
+    idx = torch.topk(masked, k, dim=1, largest=False).indices
+    hard = torch.zeros_like(neg)
+    hard.scatter_(1, idx, True)
+    hard &= neg
+    n_pos = pos.sum().clamp(min=1)
+    n_neg = hard.sum().clamp(min=1)
+    weight = pos.to(d.dtype) / n_pos + hard.to(d.dtype) / n_neg
+    loss = contrastive_loss(d, pos, margin, weight)
+    with torch.no_grad():
+        stats = {
+            "d_pos": float(d[pos].mean()) if bool(pos.any()) else float("nan"),
+            "d_hardneg": float(d[hard].mean()) if bool(hard.any()) else float("nan"),
+            "active_neg": float((d[hard] < margin).float().mean()) if bool(hard.any()) else 0.0,
+        }
+    return loss, stats
