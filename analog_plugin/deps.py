@@ -26,11 +26,12 @@ INSTALL_HINT = (
     "The Python package 'onnxruntime' is needed by Mars Analogue Finder but cannot be imported "
     "by the Python that runs QGIS ({python}). Install it for that Python, then restart QGIS:\n"
     "  - Linux / macOS: {python} -m pip install --user onnxruntime\n"
-    "    (Debian/Ubuntu system Python: /usr/bin/python3 -m pip install --user "
-    "--break-system-packages onnxruntime)\n"
+    "    (Debian 12+/Ubuntu 23.04+ refuse this for the system Python unless you add "
+    "--break-system-packages)\n"
     "  - Windows: open the 'OSGeo4W Shell' from the Start menu and run: "
     "python -m pip install onnxruntime\n"
-    "  - or install the release zip of the plugin, which bundles onnxruntime in analog_plugin/_vendor,\n"
+    "  - or install the release zip of the plugin, which bundles onnxruntime in "
+    "analog_plugin/_vendor,\n"
     "  - or point the environment variable ANALOG_EXTRA_SITE at a site-packages folder "
     "that contains onnxruntime (for Python {major}.{minor}).\n"
     "Import error: {error}"
@@ -65,18 +66,30 @@ def add_extra_paths() -> list[str]:
     return added
 
 
+def qgis_python() -> str:
+    """Best guess of the interpreter matching the Python embedded in QGIS.
+
+    Inside QGIS ``sys.executable`` is unreliable (the QGIS binary, or whatever ``python3`` comes
+    first on PATH); ``sys.base_prefix`` is the installation QGIS actually links against.
+    """
+    if sys.platform.startswith("win"):
+        return "python"
+    major, minor = sys.version_info[:2]
+    for name in (f"python{major}.{minor}", f"python{major}"):
+        candidate = Path(sys.base_prefix) / "bin" / name
+        if candidate.is_file():
+            return str(candidate)
+    return "/usr/bin/python3" if sys.platform.startswith("linux") else "python3"
+
+
 def _install_message(error: BaseException) -> str:
-    python = sys.executable or "python3"
-    # Inside QGIS sys.executable is the QGIS binary itself, not a Python interpreter.
-    if Path(python).name.lower().startswith(("qgis", "qgis_process")):
-        python = "/usr/bin/python3" if sys.platform.startswith("linux") else "python3"
     return INSTALL_HINT.format(
-        python=python, major=sys.version_info[0], minor=sys.version_info[1], error=error
+        python=qgis_python(), major=sys.version_info[0], minor=sys.version_info[1], error=error
     )
 
 
 def require_onnxruntime() -> None:
-    """Import onnxruntime (after :func:`add_extra_paths`) or raise :class:`MissingDependencyError`."""
+    """Import onnxruntime (after :func:`add_extra_paths`), else raise MissingDependencyError."""
     add_extra_paths()
     try:
         importlib.import_module("onnxruntime")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import json
 import os
 import shutil
@@ -48,10 +49,26 @@ def qgis_process(alg: str, **params: object) -> dict:
 
 
 def render(scene: Path, scores: Path, png: Path) -> str:
-    """Render the scores layer (with its stored default style) over the scene; return renderer type."""
+    """Render the scores layer (with its stored default style) over the scene; return renderer type.
+
+    Every QGIS object must be gone before ``exitQgis()``, or Qt frees them twice at exit (segfault):
+    hence the separate ``_render`` whose locals die with its frame.
+    """
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from qgis.core import QgsApplication
+
+    app = QgsApplication([], False)
+    app.initQgis()
+    try:
+        renderer_type = _render(scene, scores, png)
+    finally:
+        gc.collect()
+        app.exitQgis()
+    return renderer_type
+
+
+def _render(scene: Path, scores: Path, png: Path) -> str:
     from qgis.core import (
-        QgsApplication,
         QgsMapRendererParallelJob,
         QgsMapSettings,
         QgsPalLayerSettings,
@@ -63,15 +80,13 @@ def render(scene: Path, scores: Path, png: Path) -> str:
     from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor
 
-    app = QgsApplication([], False)
-    app.initQgis()
     raster = QgsRasterLayer(str(scene), "Mars scene")
     layer = QgsVectorLayer(f"{scores}|layername=scores", "scores", "ogr")
     if not (raster.isValid() and layer.isValid()):
         sys.exit(f"cannot open {scene} or {scores} for rendering")
     renderer_type = layer.renderer().type() if layer.renderer() else "none"
     labels = QgsPalLayerSettings()
-    labels.fieldName = "format_number(score, 2)"
+    labels.fieldName = "format_number(score, 3)"
     labels.isExpression = True
     fmt = QgsTextFormat()
     fmt.setSize(9)
@@ -95,7 +110,6 @@ def render(scene: Path, scores: Path, png: Path) -> str:
     job.start()
     job.waitForFinished()
     job.renderedImage().save(str(png), "PNG")
-    app.exitQgis()
     return renderer_type
 
 
@@ -124,14 +138,14 @@ def main() -> int:
     lib_res = qgis_process("analog:buildlibrary", IMAGE_FOLDER=EXEMPLARS, OUTPUT=library)
     t1 = time.perf_counter()
     score_res = qgis_process("analog:scoretiles", INPUT=SCENE, LIBRARY=library,
-                             TILE_SIZE=CELL_M, TILE_UNITS=1, OVERLAP=0, MIN_VALID=0.3,
+                             TILE_SIZE=CELL_M, TILE_UNITS="metres", OVERLAP=0, MIN_VALID=0.3,
                              OUTPUT=scores)
     t2 = time.perf_counter()
+    rows = read_scores(scores)  # before render(): QGIS's exit unloads the GDAL drivers
     renderer_type = render(SCENE, scores, png)
 
     with open(TRUTH, newline="") as fh:
         truth = {(int(r["row"]), int(r["col"])): r["class"] for r in csv.DictReader(fh)}
-    rows = read_scores(scores)
     rows.sort(key=lambda r: r["score"], reverse=True)
     results = score_res.get("results", {})
     print("\n=== Mars Analogue Finder demo ===")

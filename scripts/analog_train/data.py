@@ -5,10 +5,10 @@ illumination, same terrain, overlapping crops). A tile-level split would put cop
 tile in the training gallery and turn kNN evaluation into a lookup. Every observation therefore
 lives on exactly one side. AID images are independent scenes, so AID is split per class by file.
 
-Images are decoded once and pushed through ``analog_plugin.core.preprocess.prepare_image`` (per-image
-2-98 % stretch, luma for RGB, area resize) with mean 0 / std 1, i.e. the 0..1 values the plugin
-feeds to the network before normalisation. The result is cached as ``.npy`` so training epochs cost
-no JPEG decoding.
+Images are decoded once and pushed through ``analog_plugin.core.preprocess.prepare_image``
+(per-image 2-98 % stretch, luma for RGB, area resize) with mean 0 / std 1, i.e. the 0..1 values
+the plugin feeds to the network before normalisation. The result is cached as ``.npy`` so training
+epochs cost no JPEG decoding.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import hashlib
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,10 +66,11 @@ def split_hirise_by_observation(
     Stratified-ish greedy: classes are visited from the one with the fewest observations to the one
     with the most (rare classes have almost no freedom: dark_dune lives in 4 observations). For each
     class, observations holding it are taken in a seeded random order and moved to validation while
-    the class is short of ``val_fraction`` of its tiles, skipping an observation that would overshoot
-    the target by more than half (unless the class has no validation tile yet) and always leaving at
-    least one observation of the class in training. Every class present in two or more observations
-    thus gets validation tiles, and no observation is on both sides. Returns sorted lists
+    the class is short of ``val_fraction`` of its tiles, skipping an observation that would
+    overshoot the target by more than half (unless the class has no validation tile yet) and
+    always leaving at least one observation of the class in training. Every class present in two
+    or more observations thus gets validation tiles, and no observation is on both sides. Returns
+    sorted lists
     ``(train_observations, val_observations)``.
     """
     if not 0.0 < val_fraction < 1.0:
@@ -131,7 +132,7 @@ def _overfills_other(
 
 
 def split_aid_per_class(
-    files_by_class: dict[str, Sequence[str]], val_fraction: float = 0.25, seed: int = 0
+    files_by_class: Mapping[str, Sequence[str]], val_fraction: float = 0.25, seed: int = 0
 ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     """Split AID files class by class (AID scenes are independent images): seeded shuffle of the
     sorted file list, the first ``round(val_fraction * n)`` (at least 1) go to validation."""
@@ -151,7 +152,9 @@ def list_aid(data_dir: Path) -> dict[str, list[str]]:
     """AID file names per class folder."""
     root = data_dir / AID_DIR / "images"
     return {
-        d.name: sorted(f.name for f in d.glob("*.jpg")) for d in sorted(root.iterdir()) if d.is_dir()
+        d.name: sorted(f.name for f in d.glob("*.jpg"))
+        for d in sorted(root.iterdir())
+        if d.is_dir()
     }
 
 
@@ -163,7 +166,9 @@ def make_split(data_dir: Path, val_fraction: float = 0.25, seed: int = 0) -> Spl
     return Split(tuple(train_obs), tuple(val_obs), aid_train, aid_val)
 
 
-def split_to_json(split: Split, labels: Sequence[TileLabel], seed: int, val_fraction: float) -> dict:
+def split_to_json(
+    split: Split, labels: Sequence[TileLabel], seed: int, val_fraction: float
+) -> dict:
     """JSON-able description of a split, with per-class tile counts so it can be audited."""
     val_set = set(split.val_observations)
     counts: dict[str, Counter[str]] = {"train": Counter(), "val": Counter()}
@@ -280,7 +285,8 @@ def load_images(
 
 
 def write_split_json(data_dir: Path, out: Path, val_fraction: float = 0.25, seed: int = 0) -> Split:
-    """Compute the split of ``data_dir`` and write it to ``out`` (``models/analog-siamese.split.json``)."""
+    """Compute the split of ``data_dir`` and write it to ``out``
+    (``models/analog-siamese.split.json``)."""
     split = make_split(data_dir, val_fraction, seed)
     labels = read_labels(data_dir / HIRISE_DIR / "labels.csv")
     doc = split_to_json(split, labels, seed, val_fraction)

@@ -2,7 +2,8 @@
 
 Similar (y = 1):
   * two views of the same image (same place, different appearance) -- self-supervised;
-  * two images with the same landform label on the same planet (``mars:crater`` with ``mars:crater``);
+  * two images with the same landform label on the same planet (``mars:crater`` with
+    ``mars:crater``);
   * cross-planet analogues declared in :data:`CROSS_PLANET_POSITIVES`: an Earth desert dune field
     (AID ``Desert``) and a Mars dune field (dark or bright). This is what lets an Earth exemplar
     find Mars terrain in one metric.
@@ -93,7 +94,7 @@ class BalancedSampler:
 
     def state(self) -> dict:
         """RNG state, saved in checkpoints so a resumed run draws the same batches."""
-        return self.rng.bit_generator.state
+        return dict(self.rng.bit_generator.state)
 
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state

@@ -1,0 +1,305 @@
+"""Windowed raster reads with rasterio: band selection, valid masks, padding, decimation, stretch.
+
+Design choices and why:
+- Edge tiles are read "boundless" by hand (read the part inside the raster, paste it into a
+  padded array) rather than with rasterio's ``boundless=True``, which builds a WarpedVRT per call;
+  the padding is marked invalid so it lowers the tile's valid fraction.
+- Validity comes from GDAL's mask bands (``read_masks``: nodata value, alpha band, .msk) plus
+  ``isfinite`` for float data, so NaN never reaches the network.
+- A window much larger than the model input (metre-sized tiles on a 25 cm HiRISE image) is read
+  with ``out_shape`` at ~2x the model size: GDAL averages (or uses overviews) instead of us
+  reading a huge window at full resolution.
+- One stretch per layer (2-98 percentiles of a decimated read of the *whole* layer), so tiles are
+  comparable and the result does not depend on EXTENT.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.features import geometry_mask
+from rasterio.windows import Window
+
+from .errors import RasterReadError, TilingError
+from .preprocess import Stretch, compute_stretch
+from .tiling import PixelWindow, clip_window
+
+STRETCH_MAX_SIDE = 1024
+"""Long side (pixels) of the decimated read used for the per-layer percentile stretch."""
+
+DECIMATE_FACTOR = 2
+"""Windows larger than DECIMATE_FACTOR x model input are read with out_shape at that size."""
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """Static facts about an opened raster."""
+
+    path: str
+    width: int
+    height: int
+    count: int
+    dtypes: tuple[str, ...]
+    nodata: float | None
+    crs_wkt: str
+    transform: tuple[float, float, float, float, float, float]
+    res: tuple[float, float]
+
+    @property
+    def center_y(self) -> float:
+        """Map y of the raster centre (latitude for geographic CRSs)."""
+        a, b, c, d, e, f = self.transform
+        return d * self.width / 2 + e * self.height / 2 + f
+
+
+@dataclass(frozen=True, eq=False)
+class TileData:
+    """Raw pixels of one window: ``pixels`` (B, h, w) float64, ``valid`` (h, w) bool."""
+
+    pixels: np.ndarray
+    valid: np.ndarray
+    valid_frac: float
+
+
+def decimated_shape(width: int, height: int, model_size: int) -> tuple[int, int] | None:
+    """(rows, cols) to read a width x height window at, or None for full resolution.
+
+    Only windows larger than DECIMATE_FACTOR x the model input are decimated, to about that
+    size (keeping the aspect ratio), so the final area-average resize still has >= 2x
+    oversampling.
+    """
+    target = DECIMATE_FACTOR * model_size
+    longest = max(width, height)
+    if longest <= target:
+        return None
+    k = target / longest
+    return max(1, int(round(height * k))), max(1, int(round(width * k)))
+
+
+def geometries_to_geojson(wkbs: Sequence[bytes]) -> list[dict[str, Any]]:
+    """WKB polygons -> GeoJSON-like dicts for rasterio.features (via OGR, which parses any WKB)."""
+    from osgeo import ogr
+
+    out: list[dict[str, Any]] = []
+    for i, wkb in enumerate(wkbs):
+        geom = ogr.CreateGeometryFromWkb(bytes(wkb))
+        if geom is None:
+            raise RasterReadError(f"mask geometry #{i} is not valid WKB")
+        out.append(json.loads(geom.ExportToJson()))
+    return out
+
+
+def geometries_from_wkb(wkbs: Sequence[bytes], what: str) -> list[Any]:
+    """WKB -> OGR geometries; TilingError naming the bad one (empty or unparsable)."""
+    from osgeo import ogr
+
+    geoms = []
+    for i, wkb in enumerate(wkbs):
+        g = ogr.CreateGeometryFromWkb(bytes(wkb)) if wkb else None
+        if g is None or g.IsEmpty():
+            raise TilingError(f"{what} #{i} is empty or not valid WKB; fix or remove it")
+        geoms.append(g)
+    return geoms
+
+
+class RasterSource:
+    """An opened raster with the selected bands (1-based). Use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str], bands: Sequence[int] | None = None) -> None:
+        self.path = str(path)
+        # Plain file paths get a clear message; GDAL paths (/vsizip/..., NETCDF:...) go to GDAL.
+        is_gdal_path = self.path.startswith("/vsi") or re.match(r"^[A-Za-z]\w+:", self.path)
+        if not is_gdal_path and not Path(self.path).exists():
+            raise RasterReadError(f"raster '{self.path}' does not exist; check the path")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._ds = rasterio.open(self.path)
+        except (RasterioIOError, OSError) as err:
+            raise RasterReadError(
+                f"cannot open raster '{self.path}' ({err}); check it is a GDAL-readable image"
+            ) from err
+        ds = self._ds
+        if bands is None or len(bands) == 0:
+            self.bands: tuple[int, ...] = tuple(range(1, ds.count + 1))
+        else:
+            self.bands = tuple(int(b) for b in bands)
+            bad = [b for b in self.bands if not 1 <= b <= ds.count]
+            if bad:
+                self.close()
+                raise RasterReadError(
+                    f"band(s) {bad} requested but '{Path(self.path).name}' has {ds.count} "
+                    f"band(s); BANDS takes 1-based band numbers between 1 and {ds.count}"
+                )
+        t = ds.transform
+        self.info = RasterInfo(
+            path=self.path,
+            width=ds.width,
+            height=ds.height,
+            count=ds.count,
+            dtypes=tuple(ds.dtypes),
+            nodata=ds.nodata,
+            crs_wkt=ds.crs.to_wkt() if ds.crs else "",
+            transform=(t.a, t.b, t.c, t.d, t.e, t.f),
+            res=(float(ds.res[0]), float(ds.res[1])),
+        )
+        self._affine: Affine = t
+
+    # -- context manager -------------------------------------------------------------------
+    def close(self) -> None:
+        self._ds.close()
+
+    def __enter__(self) -> RasterSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- reads ------------------------------------------------------------------------------
+    def _read(
+        self, window: PixelWindow, out_shape: tuple[int, int] | None, resampling: Resampling
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Read an in-raster window -> (pixels (B,h,w) float64, valid (h,w))."""
+        win = Window(window.col_off, window.row_off, window.width, window.height)
+        shape = None if out_shape is None else (len(self.bands), *out_shape)
+        try:
+            data = self._ds.read(
+                indexes=list(self.bands), window=win, out_shape=shape, resampling=resampling
+            )
+            masks = self._ds.read_masks(
+                indexes=list(self.bands), window=win, out_shape=shape,
+                resampling=Resampling.nearest,
+            )
+        except (RasterioIOError, OSError, ValueError) as err:
+            raise RasterReadError(
+                f"cannot read window {window} of raster '{self.path}' ({err})"
+            ) from err
+        valid = np.all(masks > 0, axis=0)
+        pixels = data.astype(np.float64, copy=False)
+        if data.dtype.kind == "f":
+            valid &= np.all(np.isfinite(pixels), axis=0)
+        return pixels, valid
+
+    def read_window(
+        self,
+        window: PixelWindow,
+        out_shape: tuple[int, int] | None = None,
+        mask_shapes: Sequence[dict[str, Any]] | None = None,
+    ) -> TileData:
+        """Read ``window`` (it may extend past the raster; the outside is padded, invalid).
+
+        ``out_shape`` (rows, cols) reads decimated (GDAL average resampling). ``mask_shapes``
+        (GeoJSON-like polygons in the raster CRS) make pixels whose centre is outside them
+        invalid. valid_frac = valid pixels / all pixels of the (padded) window.
+        """
+        oh, ow = out_shape if out_shape is not None else (window.height, window.width)
+        n_bands = len(self.bands)
+        pixels = np.zeros((n_bands, oh, ow), dtype=np.float64)
+        valid = np.zeros((oh, ow), dtype=bool)
+        inner = clip_window(window, self.info.width, self.info.height)
+        if inner is not None:
+            sx, sy = ow / window.width, oh / window.height
+            c0 = int(round((inner.col_off - window.col_off) * sx))
+            r0 = int(round((inner.row_off - window.row_off) * sy))
+            c1 = max(int(round((inner.col_end - window.col_off) * sx)), c0 + 1)
+            r1 = max(int(round((inner.row_end - window.row_off) * sy)), r0 + 1)
+            c1, r1 = min(c1, ow), min(r1, oh)
+            c0, r0 = min(c0, c1 - 1), min(r0, r1 - 1)
+            full_res = (r1 - r0, c1 - c0) == (inner.height, inner.width)
+            sub_shape = None if full_res else (r1 - r0, c1 - c0)
+            resampling = Resampling.nearest if full_res else Resampling.average
+            sub, sub_valid = self._read(inner, sub_shape, resampling)
+            pixels[:, r0:r1, c0:c1] = sub
+            valid[r0:r1, c0:c1] = sub_valid
+        if mask_shapes:
+            out_t = (
+                self._affine
+                * Affine.translation(window.col_off, window.row_off)
+                * Affine.scale(window.width / ow, window.height / oh)
+            )
+            inside = geometry_mask(mask_shapes, out_shape=(oh, ow), transform=out_t, invert=True)
+            valid &= inside
+        frac = float(valid.sum()) / float(valid.size) if valid.size else 0.0
+        return TileData(pixels=pixels, valid=valid, valid_frac=frac)
+
+    def coverage(
+        self,
+        window: PixelWindow,
+        shapes: Sequence[dict[str, Any]],
+        out_shape: tuple[int, int] | None = None,
+    ) -> float:
+        """Fraction of the window's pixels (centres) inside ``shapes``; no pixel is read."""
+        oh, ow = out_shape if out_shape is not None else (window.height, window.width)
+        t = (
+            self._affine
+            * Affine.translation(window.col_off, window.row_off)
+            * Affine.scale(window.width / ow, window.height / oh)
+        )
+        inside = geometry_mask(shapes, out_shape=(oh, ow), transform=t, invert=True)
+        return float(inside.mean())
+
+    def compute_layer_stretch(self, max_side: int = STRETCH_MAX_SIDE) -> Stretch:
+        """The per-layer 2-98 % stretch from a decimated (nearest, so real values) read."""
+        w, h = self.info.width, self.info.height
+        f = max(1.0, max(w, h) / max_side)
+        shape = (max(1, int(math.ceil(h / f))), max(1, int(math.ceil(w / f))))
+        out_shape = None if shape == (h, w) else shape
+        pixels, valid = self._read(PixelWindow(0, 0, w, h), out_shape, Resampling.nearest)
+        return compute_stretch(pixels, valid)
+
+
+def read_image_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """An exemplar image (jpg/png/tif) -> (pixels (B,H,W) float64, valid (H,W) or None).
+
+    Alpha bands are dropped (they feed the valid mask instead); gray+alpha gives 1 band,
+    RGBA 3 bands.
+    """
+    p = str(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(p) as ds:
+                bands = [
+                    i + 1 for i, ci in enumerate(ds.colorinterp) if ci != ColorInterp.alpha
+                ] or [1]
+                if len(bands) > 3 and ds.count >= 3:
+                    bands = bands[:3]
+                data = ds.read(indexes=bands).astype(np.float64)
+                masks = ds.read_masks(indexes=bands)
+    except (RasterioIOError, OSError) as err:
+        raise RasterReadError(f"cannot read exemplar image '{p}' ({err})") from err
+    valid = np.all(masks > 0, axis=0)
+    valid &= np.all(np.isfinite(data), axis=0)
+    return data, (None if valid.all() else valid)
+
+
+def list_image_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Image files directly in ``folder`` and in its sub-folders (any depth), sorted."""
+    root = Path(folder)
+    files = [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    ]
+    return sorted(files)

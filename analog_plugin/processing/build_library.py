@@ -1,0 +1,259 @@
+"""analog:buildlibrary: embed Earth (or Mars) analogue exemplars into a library GeoPackage."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
+)
+from qgis.PyQt.QtGui import QIcon
+
+from . import common
+from .common import (
+    BANDS,
+    OUTPUT,
+    add_device_params,
+    add_model_param,
+    add_param,
+    add_tile_params,
+    attach_style,
+    core_errors,
+    is_unset,
+    output_gpkg_path,
+    polygons_as_wkb,
+    raster_file_path,
+    read_bands,
+    read_common,
+)
+
+RASTER = "RASTER"
+POLYGONS = "POLYGONS"
+CLASS_FIELD = "CLASS_FIELD"
+IMAGE_FOLDER = "IMAGE_FOLDER"
+N_EXEMPLARS = "N_EXEMPLARS"
+N_CLASSES = "N_CLASSES"
+CLASSES = "CLASSES"
+
+NEED_SOURCE = (
+    "Give exemplars: RASTER together with POLYGONS (polygons drawn over the raster), and/or "
+    "IMAGE_FOLDER (a folder with one subfolder of images per class)."
+)
+
+HELP = """Builds an analogue library: every exemplar is embedded once with the ONNX network and \
+stored, with its class, in a GeoPackage that "Score raster tiles against analogues" compares \
+tiles with.
+
+Exemplars come from RASTER + POLYGONS (each polygon, reprojected to the raster CRS, is cut into \
+tiles of TILE_SIZE; the class is taken from CLASS_FIELD, or the polygon layer's name) and/or \
+from IMAGE_FOLDER (every image file in a subfolder is one exemplar whose class is the subfolder \
+name). The library records the model's SHA-256: scoring with a different model is refused.
+
+Parameters a script can set: RASTER, POLYGONS, CLASS_FIELD, IMAGE_FOLDER, MODEL, TILE_SIZE, \
+TILE_UNITS (pixels|metres), BANDS, DEVICE (auto|cpu|cuda), BATCH_SIZE, OUTPUT."""
+
+
+def _is_null(value: Any) -> bool:
+    if value is None:
+        return True
+    is_null = getattr(value, "isNull", None)  # QVariant NULL under QGIS 3
+    return bool(is_null()) if callable(is_null) else False
+
+
+class BuildLibraryAlgorithm(QgsProcessingAlgorithm):
+    """Processing algorithm ``analog:buildlibrary``."""
+
+    def name(self) -> str:
+        return "buildlibrary"
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API name
+        return "Build analogue library"
+
+    def group(self) -> str:
+        return common.GROUP
+
+    def groupId(self) -> str:  # noqa: N802 - QGIS API name
+        return common.GROUP_ID
+
+    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API name
+        return HELP
+
+    def tags(self) -> list[str]:
+        return ["mars", "analogue", "library", "exemplar", "embedding", "onnx", "siamese"]
+
+    def icon(self) -> QIcon:
+        return QIcon(str(common.resource_path("icon.svg")))
+
+    def createInstance(self) -> BuildLibraryAlgorithm:  # noqa: N802 - QGIS API name
+        return BuildLibraryAlgorithm()
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
+        add_param(
+            self,
+            QgsProcessingParameterRasterLayer(
+                RASTER, "Exemplar raster (file-based)", optional=True
+            ),
+            "Raster the exemplar POLYGONS are drawn on (e.g. an Earth analogue image). Needed "
+            "with POLYGONS; must be a file GDAL can read.",
+        )
+        add_param(
+            self,
+            QgsProcessingParameterFeatureSource(
+                POLYGONS, "Exemplar polygons", [common.SOURCE_POLYGON], optional=True
+            ),
+            "Polygons outlining exemplar landforms on RASTER, in any CRS (reprojected to the "
+            "raster CRS). Each polygon is cut into tiles of TILE_SIZE, each tile one exemplar.",
+        )
+        add_param(
+            self,
+            QgsProcessingParameterField(
+                CLASS_FIELD, "Class field", parentLayerParameterName=POLYGONS, optional=True
+            ),
+            "Attribute of POLYGONS holding the landform class (e.g. 'yardang'). Empty: the "
+            "polygon layer's name is the class. Polygons with a NULL class are skipped.",
+        )
+        add_param(
+            self,
+            QgsProcessingParameterFile(
+                IMAGE_FOLDER, "Exemplar image folder",
+                behavior=common.FILE_FOLDER, optional=True,
+            ),
+            "Folder with one subfolder per class (the subfolder name is the class) of image "
+            "files (PNG, JPEG, GeoTIFF...); every image is one exemplar.",
+        )
+        add_model_param(self)
+        add_tile_params(self)
+        add_param(
+            self,
+            QgsProcessingParameterBand(
+                BANDS, "Bands", parentLayerParameterName=RASTER, optional=True, allowMultiple=True
+            ),
+            "Bands of RASTER fed to the model (1-based). Empty: all bands (3 bands become luma "
+            "for a 1-channel model).",
+            advanced=True,
+        )
+        add_device_params(self)
+        add_param(
+            self,
+            QgsProcessingParameterVectorDestination(
+                OUTPUT, "Analogue library", type=common.SOURCE_POLYGON
+            ),
+            "Library GeoPackage (.gpkg): layer 'exemplars' (footprints in the raster CRS; image "
+            "exemplars have no geometry) with the embeddings, and the model's metadata.",
+        )
+        self.addOutput(QgsProcessingOutputNumber(N_EXEMPLARS, "Number of exemplars"))
+        self.addOutput(QgsProcessingOutputNumber(N_CLASSES, "Number of classes"))
+        self.addOutput(QgsProcessingOutputString(CLASSES, "Classes (comma-separated)"))
+
+    def checkParameterValues(  # noqa: N802 - QGIS API name
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> tuple[bool, str]:
+        ok, message = common.check_values(self, parameters, context)
+        if not ok:
+            return ok, message
+        has_raster = not is_unset(parameters, RASTER)
+        has_polygons = not is_unset(parameters, POLYGONS)
+        if not (has_raster and has_polygons) and is_unset(parameters, IMAGE_FOLDER):
+            if has_raster != has_polygons:
+                need = POLYGONS if has_raster else RASTER
+                return False, f"{need} is missing: RASTER and POLYGONS go together. {NEED_SOURCE}"
+            return False, NEED_SOURCE
+        return super().checkParameterValues(parameters, context)
+
+    def _polygons(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> tuple[str, list[Any], list[int] | None]:
+        from analog_plugin.core.pipeline import ExemplarPolygon
+
+        layer = self.parameterAsRasterLayer(parameters, RASTER, context)
+        raster_path = raster_file_path(layer, RASTER)
+        source = self.parameterAsSource(parameters, POLYGONS, context)
+        if source is None:
+            raise QgsProcessingException(
+                f"POLYGONS {parameters.get(POLYGONS)!r} could not be read."
+            )
+        field = self.parameterAsString(parameters, CLASS_FIELD, context) or None
+        if field and source.fields().lookupField(field) < 0:
+            raise QgsProcessingException(f"CLASS_FIELD '{field}' is not a field of POLYGONS.")
+        default_class = source.sourceName() or "exemplar"
+        polygons = []
+        skipped = 0
+        for wkb, value, fid in polygons_as_wkb(source, layer.crs(), context, feedback, field):
+            if field and _is_null(value):
+                skipped += 1
+                continue
+            cls = str(value).strip() if field else default_class
+            polygons.append(ExemplarPolygon(wkb=wkb, class_name=cls, source=f"{raster_path}#{fid}"))
+        if skipped:
+            feedback.pushWarning(f"{skipped} polygon(s) with a NULL '{field}' were skipped.")
+        if not polygons:
+            raise QgsProcessingException(
+                "POLYGONS has no polygon with a geometry and a class: nothing to use as exemplar."
+            )
+        return raster_path, polygons, read_bands(self, parameters, context, layer)
+
+    def processAlgorithm(  # noqa: N802 - QGIS API name
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback | None,
+    ) -> dict[str, Any]:
+        if feedback is None:
+            feedback = QgsProcessingFeedback()
+        settings = read_common(self, parameters, context)
+        has_raster = not is_unset(parameters, RASTER)
+        has_polygons = not is_unset(parameters, POLYGONS)
+        folder = None if is_unset(parameters, IMAGE_FOLDER) else self.parameterAsFile(
+            parameters, IMAGE_FOLDER, context
+        )
+        if has_raster != has_polygons or not ((has_raster and has_polygons) or folder):
+            raise QgsProcessingException(NEED_SOURCE)
+        if folder and not os.path.isdir(folder):
+            raise QgsProcessingException(f"IMAGE_FOLDER '{folder}' is not an existing folder.")
+        dest = output_gpkg_path(self, parameters, context)
+
+        with core_errors():
+            from analog_plugin.core import pipeline
+
+            raster_path: str | None = None
+            polygons: list[Any] = []
+            bands: list[int] | None = None
+            if has_raster:
+                raster_path, polygons, bands = self._polygons(parameters, context, feedback)
+            summary = pipeline.build_library(
+                output_path=dest.split("|", 1)[0],
+                raster_path=raster_path,
+                polygons=tuple(polygons),
+                image_folder=folder,
+                bands=bands,
+                feedback=feedback,
+                style_qml=str(common.style_path("library")),
+                **settings,
+            )
+        classes = [str(c) for c in summary.classes]
+        feedback.pushInfo(
+            f"Library with {summary.n_exemplars} exemplar(s) in {len(classes)} class(es): "
+            + ", ".join(classes)
+        )
+        attach_style(context, dest, "library")
+        return {
+            OUTPUT: dest,
+            N_EXEMPLARS: summary.n_exemplars,
+            N_CLASSES: len(classes),
+            CLASSES: ",".join(classes),
+        }

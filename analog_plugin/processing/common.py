@@ -1,0 +1,382 @@
+"""Shared helpers of the two algorithms: parameters, validation, error conversion, paths.
+
+Everything heavy (tiling, ONNX, GeoPackage writing) lives in ``analog_plugin.core``; it is imported
+lazily, inside ``processAlgorithm``, so that a missing onnxruntime never breaks the plugin load.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    Qgis,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeatureRequest,
+    QgsFeatureSource,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProviderRegistry,
+    QgsRasterLayer,
+)
+
+from analog_plugin import deps
+from analog_plugin.core import paths  # pure: no onnxruntime, no qgis
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = PLUGIN_DIR.parent
+
+GROUP = "Analogue search"
+GROUP_ID = "analoguesearch"
+
+UNITS = ["pixels", "metres"]
+DEVICES = ["auto", "cpu", "cuda"]
+DEFAULT_BATCH = 32
+MAX_BATCH = 1024  # core.pipeline.MAX_BATCH
+MAX_OVERLAP = 95.0
+
+# Parameter names shared by both algorithms (fixed: users script against them).
+MODEL = "MODEL"
+TILE_SIZE = "TILE_SIZE"
+TILE_UNITS = "TILE_UNITS"
+DEVICE = "DEVICE"
+BATCH_SIZE = "BATCH_SIZE"
+BANDS = "BANDS"
+OUTPUT = "OUTPUT"
+
+
+# ---- paths --------------------------------------------------------------------------------------
+def resource_path(*parts: str) -> Path:
+    """``resources/<parts>`` in the deployed plugin folder, else at the repository top level."""
+    for base in (PLUGIN_DIR, REPO_DIR):
+        candidate = base.joinpath("resources", *parts)
+        if candidate.exists():
+            return candidate
+    return PLUGIN_DIR.joinpath("resources", *parts)
+
+
+def style_path(name: str) -> Path:
+    """QML style ``resources/styles/<name>.qml`` (deployed layout first, then the checkout)."""
+    return Path(paths.style_path(f"{name}.qml"))
+
+
+def default_model_path() -> str:
+    """The bundled ONNX model (the file may be missing in a checkout without a trained model)."""
+    return str(paths.bundled_model_path())
+
+
+# ---- QGIS 3.34 .. 4.x enum compatibility ---------------------------------------------------
+def _compat(scope: str, member: str, legacy_owner: Any, legacy_name: str) -> Any:
+    """``Qgis.<scope>.<member>`` (QGIS >= 3.36, the only form in QGIS 4) else the legacy enum."""
+    owner = getattr(Qgis, scope, None)
+    if owner is not None and hasattr(owner, member):
+        return getattr(owner, member)
+    return getattr(legacy_owner, legacy_name)
+
+
+NUMBER_DOUBLE = _compat("ProcessingNumberParameterType", "Double", QgsProcessingParameterNumber,
+                        "Double")
+NUMBER_INTEGER = _compat("ProcessingNumberParameterType", "Integer", QgsProcessingParameterNumber,
+                         "Integer")
+SOURCE_POLYGON = _compat("ProcessingSourceType", "VectorPolygon", QgsProcessing,
+                         "TypeVectorPolygon")
+FILE_FOLDER = _compat("ProcessingFileParameterBehavior", "Folder", QgsProcessingParameterFile,
+                      "Folder")
+FLAG_ADVANCED = _compat("ProcessingParameterFlag", "Advanced", QgsProcessingParameterDefinition,
+                        "FlagAdvanced")
+
+
+# ---- parameters ---------------------------------------------------------------------------------
+def add_param(
+    alg: QgsProcessingAlgorithm,
+    param: QgsProcessingParameterDefinition,
+    help_text: str,
+    advanced: bool = False,
+) -> QgsProcessingParameterDefinition:
+    """Add ``param`` with its help text (``setHelp``), optionally flagged advanced."""
+    param.setHelp(help_text)
+    if advanced:
+        param.setFlags(param.flags() | FLAG_ADVANCED)
+    alg.addParameter(param)
+    return param
+
+
+def add_model_param(alg: QgsProcessingAlgorithm) -> None:
+    add_param(
+        alg,
+        QgsProcessingParameterFile(
+            MODEL, "Embedding model (ONNX)", extension="onnx", defaultValue=default_model_path()
+        ),
+        "ONNX embedding network following the plugin's model contract (see docs). Default: the "
+        "model bundled with the plugin. The library and the scoring run must use the same model.",
+    )
+
+
+def add_tile_params(alg: QgsProcessingAlgorithm) -> None:
+    size = QgsProcessingParameterNumber(
+        TILE_SIZE,
+        "Tile size (empty = the model's input size in pixels)",
+        type=NUMBER_DOUBLE,
+        optional=True,
+        minValue=0.0,
+    )
+    add_param(
+        alg,
+        size,
+        "Edge length of the square tiles, in TILE_UNITS. Leave empty to use the model's input "
+        "size in pixels (no resampling). Each tile is resampled to the model input size.",
+    )
+    add_param(
+        alg,
+        QgsProcessingParameterEnum(
+            TILE_UNITS, "Tile size units", options=UNITS, defaultValue="pixels",
+            usesStaticStrings=True,
+        ),
+        "Units of TILE_SIZE: 'pixels' or 'metres'. Metres on a geographic CRS use the CRS's own "
+        "ellipsoid radius (e.g. 3 396 190 m for Mars), so tiles cover the same ground on Mars "
+        "and Earth.",
+    )
+
+
+def add_device_params(alg: QgsProcessingAlgorithm) -> None:
+    add_param(
+        alg,
+        QgsProcessingParameterEnum(
+            DEVICE, "Inference device", options=DEVICES, defaultValue="auto",
+            usesStaticStrings=True,
+        ),
+        "'auto' uses CUDA when onnxruntime offers it, else the CPU; 'cpu' forces the CPU; 'cuda' "
+        "requires the CUDA execution provider (onnxruntime-gpu) and fails otherwise.",
+        advanced=True,
+    )
+    add_param(
+        alg,
+        QgsProcessingParameterNumber(
+            BATCH_SIZE, "Batch size (tiles per inference call)",
+            type=NUMBER_INTEGER, defaultValue=DEFAULT_BATCH,
+            minValue=1, maxValue=MAX_BATCH,
+        ),
+        "Number of tiles sent to the network at once. Larger is faster but uses more memory; "
+        "progress and cancellation are checked between batches.",
+        advanced=True,
+    )
+
+
+# ---- reading parameter values -------------------------------------------------------------------
+def is_unset(parameters: Mapping[str, Any], name: str) -> bool:
+    value = parameters.get(name)
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def read_tile_size(
+    alg: QgsProcessingAlgorithm, parameters: Mapping[str, Any], context: QgsProcessingContext
+) -> float | int | None:
+    if is_unset(parameters, TILE_SIZE):
+        return None
+    size = alg.parameterAsDouble(parameters, TILE_SIZE, context)
+    if not math.isfinite(size) or size <= 0:
+        raise QgsProcessingException(
+            f"TILE_SIZE must be a positive number (got {parameters.get(TILE_SIZE)!r}); leave it "
+            "empty to use the model's input size."
+        )
+    return int(size) if float(size).is_integer() else size
+
+
+def read_enum(
+    alg: QgsProcessingAlgorithm,
+    parameters: Mapping[str, Any],
+    name: str,
+    options: list[str],
+    context: QgsProcessingContext,
+) -> str:
+    raw = parameters.get(name)
+    if raw is None or raw == "":
+        value = str(alg.parameterDefinition(name).defaultValue())
+    elif isinstance(raw, str | int | float):
+        # Static-string enums: the option name itself ("metres"), as scripts and qgis_process
+        # pass it; an index or a misspelling gets the list of valid names.
+        value = str(raw).strip().lower()
+    else:  # QgsProperty (modeler), ...: let QGIS evaluate it
+        value = alg.parameterAsEnumString(parameters, name, context)
+    if value not in options:
+        raise QgsProcessingException(
+            f"{name} must be one of: {', '.join(options)} (got {raw!r})."
+        )
+    return value
+
+
+def read_common(
+    alg: QgsProcessingAlgorithm, parameters: Mapping[str, Any], context: QgsProcessingContext
+) -> dict[str, Any]:
+    """MODEL, TILE_SIZE, TILE_UNITS, DEVICE, BATCH_SIZE, validated, as core keyword arguments."""
+    model = alg.parameterAsFile(parameters, MODEL, context) or default_model_path()
+    batch_raw = parameters.get(BATCH_SIZE)
+    batch = DEFAULT_BATCH if is_unset(parameters, BATCH_SIZE) else alg.parameterAsInt(
+        parameters, BATCH_SIZE, context
+    )
+    if batch < 1 or batch > MAX_BATCH:
+        raise QgsProcessingException(
+            f"BATCH_SIZE must be an integer between 1 and {MAX_BATCH} (got {batch_raw!r})."
+        )
+    return {
+        "model_path": model,
+        "tile_size": read_tile_size(alg, parameters, context),
+        "tile_units": read_enum(alg, parameters, TILE_UNITS, UNITS, context),
+        "device": read_enum(alg, parameters, DEVICE, DEVICES, context),
+        "batch_size": batch,
+    }
+
+
+def read_bands(
+    alg: QgsProcessingAlgorithm,
+    parameters: Mapping[str, Any],
+    context: QgsProcessingContext,
+    layer: QgsRasterLayer | None,
+) -> list[int] | None:
+    if is_unset(parameters, BANDS):
+        return None
+    bands = [int(b) for b in alg.parameterAsInts(parameters, BANDS, context)]
+    if not bands:
+        return None
+    if layer is not None:
+        bad = [b for b in bands if b < 1 or b > layer.bandCount()]
+        if bad:
+            raise QgsProcessingException(
+                f"BANDS {bad} do not exist: the raster has {layer.bandCount()} band(s), numbered "
+                "from 1."
+            )
+    return bands
+
+
+def check_values(
+    alg: QgsProcessingAlgorithm, parameters: Mapping[str, Any], context: QgsProcessingContext
+) -> tuple[bool, str]:
+    """Shared ``checkParameterValues`` part: clear messages instead of 'Incorrect parameter'."""
+    try:
+        read_common(alg, parameters, context)
+    except QgsProcessingException as err:
+        return False, str(err)
+    except Exception as err:  # unconvertible value, e.g. BATCH_SIZE='many'
+        return False, f"Invalid parameter value: {err}"
+    return True, ""
+
+
+# ---- layers and geometry ------------------------------------------------------------------------
+def raster_file_path(layer: QgsRasterLayer | None, name: str) -> str:
+    """The GDAL-readable file behind ``layer`` or a clear error (WMS, XYZ, WCS... are refused)."""
+    if layer is None or not layer.isValid():
+        raise QgsProcessingException(f"{name}: no valid raster layer was given.")
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(
+            f"{name}: layer '{layer.name()}' comes from the '{layer.providerType()}' provider; "
+            "the analogue search reads pixels with GDAL and needs a file-based raster. Save it "
+            "as a GeoTIFF first (right-click > Export > Save As... or Raster > Conversion > "
+            "Translate) and use that file."
+        )
+    parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
+    path = str(parts.get("path") or layer.source())
+    if not path.startswith("/vsi") and not os.path.isfile(path):
+        raise QgsProcessingException(
+            f"{name}: '{layer.source()}' is not a raster file that can be read directly; save "
+            "the layer as a GeoTIFF first and use that file."
+        )
+    return path
+
+
+def polygons_as_wkb(
+    source: QgsFeatureSource,
+    target_crs: QgsCoordinateReferenceSystem,
+    context: QgsProcessingContext,
+    feedback: QgsProcessingFeedback | None,
+    class_field: str | None = None,
+) -> Iterator[tuple[bytes, Any, int]]:
+    """Yield ``(wkb in target CRS, class attribute or None, feature id)`` for valid polygons."""
+    source_crs = source.sourceCrs()
+    transform = QgsCoordinateTransform(source_crs, target_crs, context.transformContext())
+    if source_crs.isValid() and target_crs.isValid() and source_crs != target_crs:
+        if not transform.isValid():
+            raise QgsProcessingException(
+                f"Polygons in {source_crs.authid() or source_crs.description()} cannot be "
+                f"transformed to the raster CRS {target_crs.authid() or target_crs.description()}"
+                " (different celestial bodies?); give polygons in the raster's CRS."
+            )
+    elif not source_crs.isValid() and feedback is not None:
+        feedback.pushWarning("The polygons have no CRS: they are assumed to be in the raster CRS.")
+    request = QgsFeatureRequest()
+    for feature in source.getFeatures(request):
+        if feedback is not None and feedback.isCanceled():
+            return
+        geom = feature.geometry()
+        if geom is None or geom.isEmpty():
+            continue
+        if transform.isValid() and not transform.isShortCircuited():
+            try:
+                geom.transform(transform)
+            except Exception as err:  # QgsCsException: polygon outside the raster CRS domain
+                raise QgsProcessingException(
+                    f"Polygon {feature.id()} cannot be transformed to the raster CRS "
+                    f"{target_crs.authid() or target_crs.description()} (different celestial "
+                    f"bodies?); give polygons in the raster's CRS. {err}"
+                ) from err
+        if not geom.isGeosValid():
+            geom = geom.makeValid()
+        cls = feature[class_field] if class_field else None
+        yield bytes(geom.asWkb()), cls, int(feature.id())
+
+
+# ---- running core -------------------------------------------------------------------------------
+@contextmanager
+def core_errors() -> Iterator[None]:
+    """Turn core's AnalogError (and a missing onnxruntime) into QgsProcessingException."""
+    try:
+        deps.require_onnxruntime()
+    except deps.MissingDependencyError as err:
+        raise QgsProcessingException(str(err)) from err
+    from analog_plugin.core.errors import AnalogError
+
+    try:
+        yield
+    except AnalogError as err:
+        raise QgsProcessingException(str(err)) from err
+    except deps.MissingDependencyError as err:
+        raise QgsProcessingException(str(err)) from err
+
+
+def output_gpkg_path(
+    alg: QgsProcessingAlgorithm, parameters: Mapping[str, Any], context: QgsProcessingContext
+) -> str:
+    """OUTPUT as a ``.gpkg`` file path (temporary outputs get a .gpkg name); nothing is created."""
+    dest = alg.parameterAsOutputLayer(parameters, OUTPUT, context)
+    if not dest:
+        raise QgsProcessingException("OUTPUT: no output file was given.")
+    path = dest.split("|", 1)[0]
+    if path.startswith("ogr:"):
+        raise QgsProcessingException("OUTPUT must be a GeoPackage file path ending in .gpkg.")
+    if path.startswith("memory:") or not path.lower().endswith(".gpkg"):
+        raise QgsProcessingException(
+            f"OUTPUT must be a GeoPackage file ending in .gpkg (got '{dest}'): the results and "
+            "their default style are stored in a GeoPackage."
+        )
+    return dest
+
+
+def attach_style(context: QgsProcessingContext, dest: str, style: str) -> None:
+    """Desktop only: style the layer QGIS loads on completion (never runs under qgis_process)."""
+    if not context.willLoadLayerOnCompletion(dest):
+        return
+    from .postprocess import LayerStylePostProcessor
+
+    details = context.layerToLoadOnCompletionDetails(dest)
+    details.setPostProcessor(LayerStylePostProcessor.create(str(style_path(style))))

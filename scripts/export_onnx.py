@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""Export a trained checkpoint to ``models/analog-siamese.onnx`` and check parity on real tiles.
+
+    python scripts/export_onnx.py --checkpoint runs/siamese/model.pt --data ../shared/data
+
+Parity: the PyTorch and onnxruntime embeddings of real HiRISE and AID images, preprocessed with the
+plugin's ``prepare_image``, must agree to < 1e-4 (max abs). Without ``--data`` the tiny real tiles
+under ``tests/data/training`` are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT, ROOT / "scripts"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from analog_train.data import read_image  # noqa: E402
+from analog_train.export import contract_metadata, export_onnx, parity  # noqa: E402
+from analog_train.net import EmbeddingNet  # noqa: E402
+from analog_train.trainer import config_from_dict  # noqa: E402
+
+from analog_plugin.core.preprocess import prepare_image  # noqa: E402
+
+TRAINING_DATA = (
+    "HiRISE landmark tiles v1 (Wagstaff et al. 2018, doi:10.5281/zenodo.1048301; "
+    "NASA/JPL/UArizona), training observations only; AID natural-scene subset (Xia et al. 2017, "
+    "Google Earth imagery), training files only; split in analog-siamese.split.json"
+)
+
+
+def parity_images(data: Path | None, n: int = 32) -> list[Path]:
+    """Real images for the parity check: HiRISE tiles and AID images, or the test fixtures."""
+    if data is not None and (data / "hirise-v1").exists():
+        tiles = sorted((data / "hirise-v1" / "tiles").glob("*.jpg"))[:: 97][: n // 2]
+        aid = sorted((data / "aid-natural" / "images").glob("*/*.jpg"))[:: 151][: n // 2]
+        return tiles + aid
+    return sorted((ROOT / "tests" / "data" / "training").glob("**/*.jpg"))[:n]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--checkpoint", type=Path, default=ROOT / "runs" / "siamese" / "model.pt")
+    ap.add_argument("--out", type=Path, default=ROOT / "models" / "analog-siamese.onnx")
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--version", default="1.0.0")
+    args = ap.parse_args(argv)
+
+    st = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
+    cfg = config_from_dict(st["config"])
+    model = EmbeddingNet(1, tuple(cfg.widths), cfg.embedding_dim)
+    model.load_state_dict(st["model"])
+    model.eval()
+    mean, std = [cfg.augment.mean], [cfg.augment.std]
+    meta = contract_metadata(
+        input_channels=1, input_size=cfg.input_size, mean=mean, std=std,
+        embedding_dim=cfg.embedding_dim, version=args.version, training_data=TRAINING_DATA,
+    )
+    export_onnx(model, args.out, cfg.input_size, meta)
+    files = parity_images(args.data)
+    if not files:
+        raise SystemExit("no real images found for the parity check; pass --data")
+    x = np.stack([prepare_image(read_image(f), cfg.input_size, 1, mean, std) for f in files])
+    diff = parity(model, args.out, x)
+    size_mb = args.out.stat().st_size / 1e6
+    print(f"wrote {args.out} ({size_mb:.2f} MB); parity on {len(files)} real images: "
+          f"max abs diff {diff:.2e}")
+    if diff >= 1e-4:
+        raise SystemExit(f"parity check failed: max abs difference {diff:.2e} >= 1e-4")
+    if size_mb > 20:
+        raise SystemExit(f"model is {size_mb:.1f} MB, over the 20 MB budget")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""Windowed reads: padding, nodata, dtypes, masks, decimation, the per-layer stretch."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from osgeo import ogr
+
+from analog_plugin.core.errors import RasterReadError
+from analog_plugin.core.preprocess import prepare_image
+from analog_plugin.core.raster_reader import (
+    RasterSource,
+    decimated_shape,
+    geometries_to_geojson,
+    read_image_file,
+)
+from analog_plugin.core.tiling import PixelWindow
+from tests.core.conftest import MARS_TIF, RGB_TIF, MakeRaster
+
+
+def test_edge_tile_padding_valid_frac_exact(make_raster: MakeRaster) -> None:
+    a = np.arange(70 * 100, dtype=np.uint16).reshape(70, 100) + 1
+    with RasterSource(make_raster(a)) as src:
+        td = src.read_window(PixelWindow(72, 48, 32, 32))
+    # inside: cols 72..99 (28), rows 48..69 (22)
+    assert td.valid_frac == pytest.approx(28 * 22 / (32 * 32), abs=0)
+    assert td.valid[:22, :28].all() and not td.valid[22:, :].any() and not td.valid[:, 28:].any()
+    np.testing.assert_array_equal(td.pixels[0, :22, :28], a[48:70, 72:100])
+    assert (td.pixels[0, 22:, :] == 0).all()
+
+
+def test_window_completely_outside(make_raster: MakeRaster) -> None:
+    with RasterSource(make_raster(np.ones((10, 10), np.uint8))) as src:
+        td = src.read_window(PixelWindow(20, 20, 5, 5))
+    assert td.valid_frac == 0.0 and td.pixels.shape == (1, 5, 5)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata"),
+    [(np.uint8, 0), (np.uint16, 65535), (np.int16, -32768), (np.float32, -9999.0)],
+)
+def test_nodata_lowers_valid_frac(make_raster: MakeRaster, dtype: type, nodata: float) -> None:
+    a = np.full((16, 16), 7, dtype=dtype)
+    a[:4, :] = nodata  # 64 of 256 pixels
+    with RasterSource(make_raster(a, nodata=nodata)) as src:
+        td = src.read_window(PixelWindow(0, 0, 16, 16))
+    assert td.valid_frac == 0.75
+    assert not td.valid[:4].any() and td.valid[4:].all()
+
+
+def test_float_nan_is_invalid_without_nodata(make_raster: MakeRaster) -> None:
+    a = np.full((10, 10), 3.5, np.float32)
+    a[0, :5] = np.nan
+    a[1, 0] = np.inf
+    with RasterSource(make_raster(a)) as src:
+        td = src.read_window(PixelWindow(0, 0, 10, 10))
+        st = src.compute_layer_stretch()
+    assert td.valid_frac == pytest.approx(94 / 100)
+    assert np.isfinite(st.low[0]) and np.isfinite(st.high[0])
+    x = prepare_image(td.pixels, 8, 1, [0.0], [1.0], td.valid, st)
+    assert np.isfinite(x).all()
+
+
+def test_stretch_excludes_nodata_and_uses_percentiles(make_raster: MakeRaster) -> None:
+    a = np.tile(np.arange(100, dtype=np.uint16), (100, 1)) + 1000  # 1000..1099 uniform
+    a[:50, :] = 0  # half nodata: must not pull the low percentile to 0
+    with RasterSource(make_raster(a, nodata=0)) as src:
+        st = src.compute_layer_stretch()
+    vals = np.arange(1000, 1100, dtype=float)
+    assert st.low[0] == pytest.approx(np.percentile(np.tile(vals, 50), 2))
+    assert st.high[0] == pytest.approx(np.percentile(np.tile(vals, 50), 98))
+
+
+def test_stretch_decimated_read_for_large_raster(make_raster: MakeRaster) -> None:
+    a = np.tile(np.linspace(0, 1000, 3000, dtype=np.float32), (40, 1))
+    with RasterSource(make_raster(a)) as src:
+        st = src.compute_layer_stretch(max_side=1024)
+    assert st.low[0] == pytest.approx(20, abs=2)
+    assert st.high[0] == pytest.approx(980, abs=2)
+
+
+def test_band_selection_and_bad_band() -> None:
+    with RasterSource(RGB_TIF, bands=[3, 1]) as src:
+        td = src.read_window(PixelWindow(0, 0, 8, 8))
+        assert td.pixels.shape == (2, 8, 8)
+    with RasterSource(RGB_TIF) as src:
+        full = src.read_window(PixelWindow(0, 0, 8, 8))
+    np.testing.assert_array_equal(td.pixels[0], full.pixels[2])
+    with pytest.raises(RasterReadError, match=r"band\(s\) \[4\].*3 band"):
+        RasterSource(RGB_TIF, bands=[4])
+
+
+def test_missing_raster() -> None:
+    with pytest.raises(RasterReadError, match="does not exist"):
+        RasterSource("/nonexistent/x.tif")
+
+
+def test_decimated_read_of_large_window(make_raster: MakeRaster) -> None:
+    assert decimated_shape(64, 64, 32) is None
+    assert decimated_shape(400, 200, 32) == (32, 64)
+    a = np.zeros((400, 400), np.float32)
+    a[:, 200:] = 1.0
+    with RasterSource(make_raster(a)) as src:
+        td = src.read_window(PixelWindow(0, 0, 400, 400), out_shape=(64, 64))
+    assert td.pixels.shape == (1, 64, 64)
+    assert td.pixels[0, :, :32].max() == 0 and td.pixels[0, :, 32:].min() == 1
+    assert td.valid_frac == 1.0
+
+
+def test_decimated_edge_window_padding(make_raster: MakeRaster) -> None:
+    with RasterSource(make_raster(np.ones((100, 100), np.uint8))) as src:
+        td = src.read_window(PixelWindow(0, 50, 100, 100), out_shape=(10, 10))
+    assert td.valid_frac == pytest.approx(0.5)
+    assert td.valid[:5].all() and not td.valid[5:].any()
+
+
+def test_mask_polygons_lower_valid_frac(make_raster: MakeRaster) -> None:
+    # UTM raster, origin (500000, 4000000), 10 m pixels; mask the left half of a 20x20 window
+    path = make_raster(np.ones((20, 20), np.uint8))
+    poly = ogr.CreateGeometryFromWkt(
+        "POLYGON((500000 3999800, 500100 3999800, 500100 4000000, 500000 4000000, "
+        "500000 3999800))"
+    )
+    shapes = geometries_to_geojson([bytes(poly.ExportToWkb())])
+    with RasterSource(path) as src:
+        td = src.read_window(PixelWindow(0, 0, 20, 20), mask_shapes=shapes)
+    assert td.valid_frac == 0.5
+    assert td.valid[:, :10].all() and not td.valid[:, 10:].any()
+
+
+def test_mars_raster_info() -> None:
+    with RasterSource(MARS_TIF) as src:
+        assert (src.info.width, src.info.height, src.info.nodata) == (1024, 512, 0.0)
+        assert "Mars" in src.info.crs_wkt
+        assert src.info.center_y == pytest.approx(0.0)
+
+
+def test_read_image_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import rasterio
+
+    rgba = np.zeros((4, 12, 10), np.uint8)
+    rgba[:3] = 100
+    rgba[3, :, :5] = 255  # left half opaque
+    p = tmp_path / "x.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(p, "w", driver="PNG", width=10, height=12, count=4,
+                           dtype="uint8") as ds:
+            ds.write(rgba)
+    pixels, valid = read_image_file(p)
+    assert pixels.shape == (3, 12, 10)
+    assert valid is not None and valid[:, :5].all() and not valid[:, 5:].any()
+    gray = tmp_path / "g.jpg"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(gray, "w", driver="JPEG", width=8, height=8, count=1,
+                           dtype="uint8") as ds:
+            ds.write(np.full((1, 8, 8), 9, np.uint8))
+    pixels, valid = read_image_file(gray)
+    assert pixels.shape == (1, 8, 8) and valid is None

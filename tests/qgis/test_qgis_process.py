@@ -1,0 +1,112 @@
+"""End to end through the real ``qgis_process`` binary, with the plugin staged like `make build`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.qgis.conftest import MARS_TIF
+from tests.qgis.helpers import layer_styles
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("qgis_process") is None, reason="qgis_process not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def qgis_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Stage the plugin into a temp folder, with an isolated profile, and enable it."""
+    root = tmp_path_factory.mktemp("qgis_process")
+    plugins, profile = root / "plugin", root / "profile"
+    profile.mkdir()
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "build_plugin.py"), "--dest", str(plugins)],
+        check=True, capture_output=True, text=True, timeout=120,
+    )
+    env = dict(os.environ)
+    env.update({
+        "QT_QPA_PLATFORM": "offscreen",
+        "QGIS_PLUGINPATH": str(plugins),
+        "QGIS_CUSTOM_CONFIG_PATH": str(profile),
+        "ANALOG_EXTRA_SITE": sysconfig.get_paths()["purelib"],  # the venv's onnxruntime
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "GDAL_PAM_ENABLED": "NO",  # no *.aux.xml next to tests/data
+    })
+    qgis_process(env, "plugins", "enable", "analog_plugin")
+    return env
+
+
+def qgis_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["qgis_process", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"qgis_process {' '.join(args)}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def test_list_shows_algorithms(qgis_env: dict[str, str]) -> None:
+    out = qgis_process(qgis_env, "list").stdout
+    assert "analog:buildlibrary" in out
+    assert "analog:scoretiles" in out
+
+
+def test_run_build_and_score(qgis_env: dict[str, str], models: dict[str, Path],
+                             image_folder: Path, tmp_path: Path) -> None:
+    lib, out = tmp_path / "lib.gpkg", tmp_path / "scores.gpkg"
+    built: Any = json.loads(qgis_process(
+        qgis_env, "--json", "run", "analog:buildlibrary", "--",
+        f"IMAGE_FOLDER={image_folder}", f"MODEL={models['mean']}", f"OUTPUT={lib}",
+    ).stdout)
+    assert built["results"]["N_EXEMPLARS"] == 2
+    scored: Any = json.loads(qgis_process(
+        qgis_env, "--json", "run", "analog:scoretiles", "--",
+        f"INPUT={MARS_TIF}", f"LIBRARY={lib}", f"MODEL={models['mean']}",
+        "TILE_UNITS=pixels", "OVERLAP=0", "MIN_VALID=0", "EXTENT=0,90,0,45", f"OUTPUT={out}",
+    ).stdout)
+    assert scored["results"]["N_TILES"] == 32
+    assert scored["results"]["N_SCORED"] == 32
+    assert Path(scored["results"]["OUTPUT"]) == out
+    styles = layer_styles(out)
+    assert any(t == "scores" and d == 1 and "graduatedSymbol" in q for t, d, q in styles)
+
+
+def test_bad_parameter_fails_without_output(qgis_env: dict[str, str], models: dict[str, Path],
+                                            tmp_path: Path) -> None:
+    out = tmp_path / "scores.gpkg"
+    proc = subprocess.run(
+        ["qgis_process", "run", "analog:scoretiles", "--", f"INPUT={MARS_TIF}",
+         f"LIBRARY={tmp_path / 'none.gpkg'}", f"MODEL={models['mean']}", "OVERLAP=120",
+         f"OUTPUT={out}"],
+        env=qgis_env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "OVERLAP" in proc.stdout + proc.stderr
+    assert not out.exists()
+
+
+def test_without_onnxruntime_plugin_loads_and_explains(
+    qgis_env: dict[str, str], models: dict[str, Path], tmp_path: Path
+) -> None:
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import onnxruntime"], capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip("onnxruntime is installed for the system Python")
+    env = {k: v for k, v in qgis_env.items() if k != "ANALOG_EXTRA_SITE"}
+    assert "analog:scoretiles" in qgis_process(env, "list").stdout  # the load did not crash
+    out = tmp_path / "scores.gpkg"
+    proc = subprocess.run(
+        ["qgis_process", "run", "analog:scoretiles", "--", f"INPUT={MARS_TIF}",
+         f"LIBRARY={tmp_path / 'lib.gpkg'}", f"MODEL={models['mean']}", f"OUTPUT={out}"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "pip install --user onnxruntime" in proc.stdout + proc.stderr
+    assert not out.exists()
