@@ -7,7 +7,11 @@ pytest-qgis starts QgsApplication for the session (headless: QT_QPA_PLATFORM=off
 from __future__ import annotations
 
 import gc
+import os
 import shutil
+import subprocess
+import sys
+import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +26,9 @@ import rasterio  # noqa: E402
 from osgeo import gdal  # noqa: E402
 from qgis.core import QgsApplication, QgsProcessingFeedback  # noqa: E402
 
-from tests.conftest import TEST_DATA  # noqa: E402
+from tests.conftest import REPO_ROOT, TEST_DATA  # noqa: E402
 from tests.onnx_models import make_mean_model  # noqa: E402
+from tests.qgis.helpers import qgis_process  # noqa: E402
 
 # QGIS computes raster statistics when it loads a layer and GDAL would save them next to the
 # test data as *.aux.xml: keep tests/data read-only.
@@ -160,3 +165,26 @@ class RecordingFeedback(QgsProcessingFeedback):
 def copy_raster(src: Path, dst: Path) -> Path:
     shutil.copy2(src, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def qgis_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Stage the plugin into a temp folder, with an isolated profile, and enable it."""
+    root = tmp_path_factory.mktemp("qgis_process")
+    plugins, profile = root / "plugin", root / "profile"
+    profile.mkdir()
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "build_plugin.py"), "--dest", str(plugins)],
+        check=True, capture_output=True, text=True, timeout=120,
+    )
+    env = dict(os.environ)
+    env.update({
+        "QT_QPA_PLATFORM": "offscreen",
+        "QGIS_PLUGINPATH": str(plugins),
+        "QGIS_CUSTOM_CONFIG_PATH": str(profile),
+        "ANALOG_EXTRA_SITE": sysconfig.get_paths()["purelib"],  # the venv's onnxruntime
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "GDAL_PAM_ENABLED": "NO",  # no *.aux.xml next to tests/data
+    })
+    qgis_process(env, "plugins", "enable", "analog_plugin")
+    return env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,10 @@ def layer_styles(gpkg: Path) -> list[tuple[str, int, str]]:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def qgis_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["qgis_process", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"qgis_process {' '.join(args)}\n{proc.stdout}\n{proc.stderr}"
+    return proc

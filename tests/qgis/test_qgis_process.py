@@ -3,54 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT
 from tests.qgis.conftest import MARS_TIF
-from tests.qgis.helpers import layer_styles
+from tests.qgis.helpers import layer_styles, qgis_process
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("qgis_process") is None, reason="qgis_process not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def qgis_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Stage the plugin into a temp folder, with an isolated profile, and enable it."""
-    root = tmp_path_factory.mktemp("qgis_process")
-    plugins, profile = root / "plugin", root / "profile"
-    profile.mkdir()
-    subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "build_plugin.py"), "--dest", str(plugins)],
-        check=True, capture_output=True, text=True, timeout=120,
-    )
-    env = dict(os.environ)
-    env.update({
-        "QT_QPA_PLATFORM": "offscreen",
-        "QGIS_PLUGINPATH": str(plugins),
-        "QGIS_CUSTOM_CONFIG_PATH": str(profile),
-        "ANALOG_EXTRA_SITE": sysconfig.get_paths()["purelib"],  # the venv's onnxruntime
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "GDAL_PAM_ENABLED": "NO",  # no *.aux.xml next to tests/data
-    })
-    qgis_process(env, "plugins", "enable", "analog_plugin")
-    return env
-
-
-def qgis_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["qgis_process", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, f"qgis_process {' '.join(args)}\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def test_list_shows_algorithms(qgis_env: dict[str, str]) -> None:
