@@ -6,7 +6,6 @@ import os
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -19,9 +18,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
 )
-from qgis.PyQt.QtGui import QIcon
 
 from . import common
+from .base import AnalogAlgorithm
 from .common import (
     BANDS,
     OUTPUT,
@@ -72,32 +71,13 @@ def _is_null(value: Any) -> bool:
     return bool(is_null()) if callable(is_null) else False
 
 
-class BuildLibraryAlgorithm(QgsProcessingAlgorithm):
+class BuildLibraryAlgorithm(AnalogAlgorithm):
     """Processing algorithm ``analog:buildlibrary``."""
 
-    def name(self) -> str:
-        return "buildlibrary"
-
-    def displayName(self) -> str:  # noqa: N802 - QGIS API name
-        return "Build analogue library"
-
-    def group(self) -> str:
-        return common.GROUP
-
-    def groupId(self) -> str:  # noqa: N802 - QGIS API name
-        return common.GROUP_ID
-
-    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API name
-        return HELP
-
-    def tags(self) -> list[str]:
-        return ["mars", "analogue", "library", "exemplar", "embedding", "onnx", "siamese"]
-
-    def icon(self) -> QIcon:
-        return QIcon(str(common.resource_path("icon.svg")))
-
-    def createInstance(self) -> BuildLibraryAlgorithm:  # noqa: N802 - QGIS API name
-        return BuildLibraryAlgorithm()
+    ALG_ID = "buildlibrary"
+    DISPLAY_NAME = "Build analogue library"
+    HELP = HELP
+    TAGS = ("mars", "analogue", "library", "exemplar", "embedding", "onnx", "siamese")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         add_param(

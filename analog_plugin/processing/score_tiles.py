@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -20,9 +19,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
 )
-from qgis.PyQt.QtGui import QIcon
 
 from . import common
+from .base import AnalogAlgorithm
 from .common import (
     BANDS,
     OUTPUT,
@@ -67,32 +66,13 @@ Parameters a script can set: INPUT, LIBRARY, MODEL, TILE_SIZE, TILE_UNITS (pixel
 OVERLAP, EXTENT, MASK, BANDS, MIN_VALID, DEVICE (auto|cpu|cuda), BATCH_SIZE, OUTPUT."""
 
 
-class ScoreTilesAlgorithm(QgsProcessingAlgorithm):
+class ScoreTilesAlgorithm(AnalogAlgorithm):
     """Processing algorithm ``analog:scoretiles``."""
 
-    def name(self) -> str:
-        return "scoretiles"
-
-    def displayName(self) -> str:  # noqa: N802 - QGIS API name
-        return "Score raster tiles against analogues"
-
-    def group(self) -> str:
-        return common.GROUP
-
-    def groupId(self) -> str:  # noqa: N802 - QGIS API name
-        return common.GROUP_ID
-
-    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API name
-        return HELP
-
-    def tags(self) -> list[str]:
-        return ["mars", "analogue", "similarity", "onnx", "tiles", "siamese", "planetary"]
-
-    def icon(self) -> QIcon:
-        return QIcon(str(common.resource_path("icon.svg")))
-
-    def createInstance(self) -> ScoreTilesAlgorithm:  # noqa: N802 - QGIS API name
-        return ScoreTilesAlgorithm()
+    ALG_ID = "scoretiles"
+    DISPLAY_NAME = "Score raster tiles against analogues"
+    HELP = HELP
+    TAGS = ("mars", "analogue", "similarity", "onnx", "tiles", "siamese", "planetary")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         add_param(
