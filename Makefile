@@ -51,7 +51,9 @@ setup: system venv
 build: setup
 	$(PY) scripts/build_plugin.py --dest $(PLUGDIR)
 	mkdir -p $(PROFILE)
-	qgis_process plugins enable analog_plugin >/dev/null 2>&1 || qgis_process plugins enable analog_plugin
+	# 'enable' exits non-zero when already enabled: judge by what qgis_process lists instead.
+	qgis_process plugins enable analog_plugin >/dev/null 2>&1 || true
+	qgis_process list 2>/dev/null | grep -q 'analog:scoretiles' || { qgis_process list; echo 'analog_plugin did not load in qgis_process' >&2; exit 1; }
 
 ## ---- main job -------------------------------------------------------------------------------
 demo: build
