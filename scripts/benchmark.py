@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -39,7 +40,7 @@ def main() -> int:
     args = ap.parse_args()
     model = bundled_model_path()
     sizes = [int(s) for s in args.batch_sizes.split(",")]
-    results = []
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         lib = Path(tmp) / "library.gpkg"
         build_library(model_path=model, output_path=lib, image_folder=EXEMPLARS,

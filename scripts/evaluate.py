@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,19 +81,29 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     rnd_net = EmbeddingNet(1, embedding_dim=int(meta["embedding_dim"])).eval()  # type: ignore[call-overload]
 
-    def random_net(x01: np.ndarray) -> np.ndarray:
+    def random_raw(x01: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             x = torch.from_numpy(normalise(x01[:, None].astype(np.float32), mean, std))
             return np.concatenate([rnd_net(x[i : i + 256]).numpy() for i in range(0, len(x), 256)])
 
+    # Same treatment as the shipped graph: subtract the mean training embedding (fair comparison;
+    # raw pixels are mean-removed and the texture features z-scored for the same reason).
+    rnd_center = random_raw(mars01[~is_val]).mean(0)
+
+    def random_net(x01: np.ndarray) -> np.ndarray:
+        return random_raw(x01) - rnd_center
+
     texture = TextureDescriptor().fit(mars01[~is_val])
-    methods = {"learned (Siamese)": learned, "raw pixels 16x16": raw_pixels,
-               "LBP+GLCM texture": texture, "random-weight CNN": random_net}
+    methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "learned (Siamese)": learned, "raw pixels 16x16": raw_pixels,
+        "LBP+GLCM texture": texture, "random-weight CNN": random_net,
+    }
 
     rng = np.random.default_rng(args.seed)
     val_idx = np.flatnonzero(is_val)
     inv_idx = np.sort(rng.choice(val_idx, size=min(args.n_invariance, len(val_idx)), replace=False))
-    inv = build_invariance_set([mars_raw[i] for i in inv_idx], list(mobs[inv_idx]), size, args.seed)
+    inv = build_invariance_set([mars_raw[i] for i in inv_idx], list(mobs[inv_idx]), size,
+                               args.seed, classes=list(mlab[inv_idx]))
     desert = alab == "earth:Desert"
 
     results: dict[str, dict] = {}

@@ -21,8 +21,18 @@ for p in (ROOT, ROOT / "scripts"):
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from analog_train.data import read_image  # noqa: E402
-from analog_train.export import contract_metadata, export_onnx, parity  # noqa: E402
+from analog_train.data import (  # noqa: E402
+    load_images,
+    load_split,
+    read_image,  # noqa: E402
+)
+from analog_train.export import (  # noqa: E402
+    CenteredEmbedding,
+    contract_metadata,
+    export_onnx,
+    mean_embedding,
+    parity,
+)
 from analog_train.net import EmbeddingNet  # noqa: E402
 from analog_train.trainer import config_from_dict  # noqa: E402
 
@@ -50,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "analog-siamese.onnx")
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--split", type=Path, default=ROOT / "models" / "analog-siamese.split.json")
+    ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "cache")
+    ap.add_argument("--no-center", action="store_true",
+                    help="do not bake the mean training embedding subtraction into the graph")
     args = ap.parse_args(argv)
 
     st = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
@@ -62,12 +76,22 @@ def main(argv: list[str] | None = None) -> int:
         input_channels=1, input_size=cfg.input_size, mean=mean, std=std,
         embedding_dim=cfg.embedding_dim, version=args.version, training_data=TRAINING_DATA,
     )
-    export_onnx(model, args.out, cfg.input_size, meta)
+    shipped: torch.nn.Module = model
+    if not args.no_center:
+        if args.data is None:
+            raise SystemExit("centring needs the training images: pass --data (or --no-center)")
+        imgs = load_images(args.data, load_split(args.split), cfg.input_size, args.cache)
+        train01 = imgs.images[np.array([s == "train" for s in imgs.split])]
+        center = mean_embedding(model, (train01[:, None] - mean[0]) / std[0])
+        shipped = CenteredEmbedding(model, center).eval()
+        print(f"centre: mean embedding of {len(train01)} training images, norm "
+              f"{float(center.norm()):.3f}")
+    export_onnx(shipped, args.out, cfg.input_size, meta)
     files = parity_images(args.data)
     if not files:
         raise SystemExit("no real images found for the parity check; pass --data")
     x = np.stack([prepare_image(read_image(f), cfg.input_size, 1, mean, std) for f in files])
-    diff = parity(model, args.out, x)
+    diff = parity(shipped, args.out, x)
     size_mb = args.out.stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.2f} MB); parity on {len(files)} real images: "
           f"max abs diff {diff:.2e}")

@@ -56,8 +56,10 @@ def pick_cells(data: Path, split: dict) -> list[dict[str, str]]:
         pool = sorted(by_class[cls], key=lambda r: r["file"])
         # Spread picks over observations: one tile per observation first, then the rest.
         rng.shuffle(pool)
-        seen: set[str] = set()
-        first = [r for r in pool if not (r["observation"] in seen or seen.add(r["observation"]))]
+        first_of_obs: dict[str, dict[str, str]] = {}
+        for r in pool:
+            first_of_obs.setdefault(r["observation"], r)
+        first = list(first_of_obs.values())
         rest = [r for r in pool if r not in first]
         chosen.extend((first + rest)[:n])
     rng.shuffle(chosen)

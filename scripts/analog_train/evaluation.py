@@ -119,13 +119,19 @@ class InvarianceSet:
 
     pairs: dict[str, tuple[np.ndarray, np.ndarray]]
     different: tuple[np.ndarray, np.ndarray]
+    different_class: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def build_invariance_set(
-    raws: Sequence[np.ndarray], groups: Sequence[str], size: int, seed: int = 0
+    raws: Sequence[np.ndarray],
+    groups: Sequence[str],
+    size: int,
+    seed: int = 0,
+    classes: Sequence[str] | None = None,
 ) -> InvarianceSet:
     """Apply every transform to each raw tile; 'different' pairs are tiles from different
-    observations (random, seeded)."""
+    observations (random, seeded); with ``classes``, also pairs of different observations *and*
+    different classes (a class-aware model is meant to keep same-class tiles close)."""
     pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, fn in TRANSFORMS.items():
         a, b = [], []
@@ -141,7 +147,14 @@ def build_invariance_set(
     keep = np.array([groups[a] != groups[b] for a, b in zip(i, j, strict=True)])
     i, j = i[keep][:n], j[keep][:n]
     base = pairs["rot90"][0]
-    return InvarianceSet(pairs, (base[i], base[j]))
+    diff_cls = None
+    if classes is not None:
+        i2 = rng.integers(0, n, size=8 * n)
+        j2 = rng.integers(0, n, size=8 * n)
+        ok = np.array([groups[a] != groups[b] and classes[a] != classes[b]
+                       for a, b in zip(i2, j2, strict=True)])
+        diff_cls = (base[i2[ok][:n]], base[j2[ok][:n]])
+    return InvarianceSet(pairs, (base[i], base[j]), diff_cls)
 
 
 def invariance(embed: Embedder, inv: InvarianceSet) -> dict:
@@ -149,6 +162,9 @@ def invariance(embed: Embedder, inv: InvarianceSet) -> dict:
     the fraction of tiles whose transformed self is closer than an unrelated tile."""
     diff = cosine_pairs(embed(inv.different[0]), embed(inv.different[1]))
     out: dict = {"different_tiles_cos": float(diff.mean())}
+    if inv.different_class is not None:
+        dc = cosine_pairs(embed(inv.different_class[0]), embed(inv.different_class[1]))
+        out["different_class_cos"] = float(dc.mean())
     same_all = []
     for name, (a, b) in inv.pairs.items():
         same = cosine_pairs(embed(a), embed(b))
@@ -158,4 +174,6 @@ def invariance(embed: Embedder, inv: InvarianceSet) -> dict:
                      "beats_different": float(np.mean(same[:m] > diff[:m]))}
     out["mean_same_cos"] = float(np.mean(same_all))
     out["gap"] = out["mean_same_cos"] - out["different_tiles_cos"]
+    if "different_class_cos" in out:
+        out["gap_different_class"] = out["mean_same_cos"] - out["different_class_cos"]
     return out

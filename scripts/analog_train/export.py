@@ -12,10 +12,42 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from .net import EmbeddingNet
 
 MODEL_TYPE = "analog-embedding"
+
+
+class CenteredEmbedding(nn.Module):
+    """``normalize(net(x) - center)``: the shipped graph.
+
+    Why: a contrastive loss with a margin only pushes dissimilar pairs beyond the margin, so all
+    embeddings end up in one cone of the sphere (unrelated tiles still have cosine ~0.8). The
+    plugin maps cosine to a score, so that offset wastes its range. Subtracting the mean training
+    embedding and re-normalising (a fixed, data-derived constant baked into the graph) spreads the
+    cone over the sphere: unrelated tiles get cosine ~0 while neighbours stay neighbours.
+    """
+
+    def __init__(self, net: EmbeddingNet, center: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("center", center.reshape(1, -1).float())
+        self.in_channels = net.in_channels
+        self.embedding_dim = net.embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.net(x) - self.center
+        return nn.functional.normalize(e, p=2.0, dim=1, eps=1e-12)
+
+
+@torch.no_grad()
+def mean_embedding(net: nn.Module, x: np.ndarray, batch: int = 256) -> torch.Tensor:
+    """Mean of ``net`` over normalised inputs ``x`` (the training images, clean views)."""
+    net.eval()
+    outs = [net(torch.from_numpy(x[i : i + batch].astype(np.float32)))
+            for i in range(0, len(x), batch)]
+    return torch.cat(outs).mean(0)
 
 
 def contract_metadata(
@@ -44,13 +76,14 @@ def contract_metadata(
     return {k: json.dumps(v) for k, v in meta.items()}
 
 
-def export_onnx(model: EmbeddingNet, out: Path, input_size: int, metadata: dict[str, str]) -> None:
+def export_onnx(model: nn.Module, out: Path, input_size: int, metadata: dict[str, str]) -> None:
     """Write ``out`` (opset 17, dynamic batch, metadata) with the legacy TorchScript exporter,
     which needs no extra packages and gives a plain, small graph."""
     import onnx
 
     model.eval()
-    dummy = torch.zeros(2, model.in_channels, input_size, input_size)
+    channels = int(getattr(model, "in_channels", 1))
+    dummy = torch.zeros(2, channels, input_size, input_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.onnx")
     torch.onnx.export(
@@ -86,7 +119,7 @@ def onnx_embed(path: Path, x: np.ndarray, batch: int = 128) -> np.ndarray:
     return np.concatenate(outs)
 
 
-def parity(model: EmbeddingNet, path: Path, x: np.ndarray) -> float:
+def parity(model: nn.Module, path: Path, x: np.ndarray) -> float:
     """Max absolute difference between PyTorch and onnxruntime outputs on ``x``."""
     model.eval()
     with torch.no_grad():

@@ -48,7 +48,8 @@ def retrieval_grid(
             canvas.paste(_thumb(mimg, thumb, (30, 170, 60) if ok else (220, 30, 30)), (x, y))
             draw.text((x, y + thumb + 1), mlab.split(":")[-1][:14], fill=(0, 0, 0))
     out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out, optimize=True)
+    # An adaptive palette keeps the PNG small (it is committed with the model card).
+    canvas.convert("P", palette=Image.Palette.ADAPTIVE, colors=96).save(out, optimize=True)
 
 
 def pca2(x: np.ndarray) -> np.ndarray:

@@ -27,6 +27,9 @@ def markdown_table(results: dict[str, dict]) -> str:
     row("Invariance: cos(tile, transformed tile)", lambda r: r["invariance"]["mean_same_cos"])
     row("Invariance: cos(different tiles)", lambda r: r["invariance"]["different_tiles_cos"])
     row("Invariance gap (higher is better)", lambda r: r["invariance"]["gap"])
+    row("Invariance: cos(different tiles, different classes)",
+        lambda r: r["invariance"]["different_class_cos"])
+    row("Invariance gap vs different-class tiles", lambda r: r["invariance"]["gap_different_class"])
     first = results[names[0]]
     base = first["earth_to_mars"]["base_rate"]
     lines.append("")

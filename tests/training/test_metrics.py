@@ -45,3 +45,26 @@ def test_invariance_gap_of_identity_embedding() -> None:
     r = invariance(lambda x: x.reshape(len(x), -1) - 0.5, inv)
     assert r["same"]["same_cos"] == pytest.approx(1.0)
     assert r["gap"] == pytest.approx(1.0 - r["different_tiles_cos"])
+
+
+def test_report_table_lists_every_method_and_metric() -> None:
+    from analog_train.report import markdown_table
+
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(6, 4))
+    g = rng.normal(size=(10, 4))
+    ql = ["mars:a", "mars:b"] * 3
+    gl = ["mars:a", "mars:b", "mars:dark_dune", "mars:other", "mars:a"] * 2
+    a = rng.random((3, 8, 8))
+    inv = InvarianceSet({"rot90": (a, a)}, (a, a[::-1].copy()), (a, a[::-1].copy()))
+    res = {}
+    for name in ("learned", "baseline"):
+        res[name] = {
+            "mars_to_mars": mars_to_mars(q, ql, g, gl),
+            "earth_to_mars": earth_to_mars(q[:2], g, gl, k=3),
+            "earth_to_mars_all_tiles": earth_to_mars(q[:2], g, gl, k=3),
+            "invariance": invariance(lambda x: x.reshape(len(x), -1) - 0.5, inv),
+        }
+    md = markdown_table(res)
+    assert "| metric (validation split) | learned | baseline |" in md
+    assert "kNN (k=5) accuracy" in md and "rot90" in md and "| a |" in md

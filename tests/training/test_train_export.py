@@ -121,7 +121,6 @@ def test_export_contract_and_parity_on_real_tiles(tmp_path: Path, fixture_dir: P
         assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.slow
 def test_shipped_model_contract() -> None:
     path = Path(__file__).resolve().parents[2] / "models" / "analog-siamese.onnx"
     if not path.exists():
