@@ -29,7 +29,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 PY_SOURCES := $(shell find analog_plugin scripts tests -name '*.py' -not -path '*/_vendor/*' 2>/dev/null)
 
-.PHONY: all setup system venv build demo test test-fast lint typecheck deploy package train export evaluate clean
+.PHONY: all setup system venv build demo test test-fast lint typecheck deploy package train export evaluate model benchmark clean
 
 all: test
 
@@ -83,14 +83,21 @@ package: venv
 	$(PY) scripts/build_plugin.py --dest $(BUILD)/package --vendor --zip dist/analog_plugin-$(VERSION).zip
 
 ## ---- model (offline; needs ../shared/data) ---------------------------------------------------
+RUN ?= runs/siamese
+
 train: venv
-	$(PY) scripts/train.py --data $(DATA)
+	$(PY) scripts/train.py --data $(DATA) --run $(RUN) --epochs 14
 
 export: venv
-	$(PY) scripts/export_onnx.py
+	$(PY) scripts/export_onnx.py --checkpoint $(RUN)/model.pt --data $(DATA) --version 1.0.0
 
 evaluate: venv
-	$(PY) scripts/evaluate.py --data $(DATA)
+	$(PY) scripts/evaluate.py --data $(DATA) --model models/analog-siamese.onnx
+
+model: train export evaluate
+
+benchmark: venv
+	$(PY) scripts/benchmark.py
 
 clean:
 	rm -rf $(BUILD) dist demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "cache")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-fraction", type=float, default=0.25)
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=14)
     ap.add_argument("--steps-per-epoch", type=int, default=100)
     ap.add_argument("--batch-images", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)

@@ -35,7 +35,7 @@ class TrainConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256)
     batch_images: int = 64  # two views each -> 128 network inputs per step
     steps_per_epoch: int = 100
-    epochs: int = 12
+    epochs: int = 14
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
