@@ -29,7 +29,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 PY_SOURCES := $(shell find analog_plugin scripts tests -name '*.py' -not -path '*/_vendor/*' 2>/dev/null)
 
-.PHONY: all setup system venv build demo test test-fast lint typecheck deploy package train export evaluate model benchmark clean
+.PHONY: all setup system venv build demo test test-fast lint typecheck deploy package train export evaluate model benchmark bench clean
 
 all: test
 
@@ -98,6 +98,10 @@ model: train export evaluate
 
 benchmark: venv
 	$(PY) scripts/benchmark.py
+
+# End-to-end throughput and memory of the engine (issue: tile-embedding engine): markdown + JSON.
+bench: build
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) dist demo-output .pytest_cache .mypy_cache .ruff_cache

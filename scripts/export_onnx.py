@@ -22,6 +22,7 @@ for p in (ROOT, ROOT / "scripts"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from analog_train.data import (  # noqa: E402
+    TRAIN_PIXELS,
     load_images,
     load_split,
     read_image,  # noqa: E402
@@ -36,7 +37,7 @@ from analog_train.export import (  # noqa: E402
 from analog_train.net import EmbeddingNet  # noqa: E402
 from analog_train.trainer import config_from_dict  # noqa: E402
 
-from analog_plugin.core.preprocess import prepare_image  # noqa: E402
+from analog_plugin.core.preprocess import PixelContract, prepare_image  # noqa: E402
 
 TRAINING_DATA = (
     "HiRISE landmark tiles v1 (Wagstaff et al. 2018, doi:10.5281/zenodo.1048301; "
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     files = parity_images(args.data)
     if not files:
         raise SystemExit("no real images found for the parity check; pass --data")
-    x = np.stack([prepare_image(read_image(f), cfg.input_size, 1, mean, std) for f in files])
+    contract = PixelContract(cfg.input_size, 1, tuple(mean), tuple(std), **TRAIN_PIXELS)  # type: ignore[arg-type]
+    x = np.stack([prepare_image(read_image(f), contract) for f in files])
     diff = parity(shipped, args.out, x)
     size_mb = args.out.stat().st_size / 1e6
     print(f"wrote {args.out} ({size_mb:.2f} MB); parity on {len(files)} real images: "

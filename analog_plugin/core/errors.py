@@ -41,6 +41,12 @@ class TilingError(AnalogError, ValueError):
     """Tile size, overlap, extent, mask or band choice make tiling impossible."""
 
 
+class ParameterError(TilingError):
+    """A parameter value is outside its definition (core/params.py): range, type or option.
+
+    A TilingError too, since most parameters shape the tiling (size, overlap, batch)."""
+
+
 class NoValidTilesError(AnalogError, ValueError):
     """Every tile had a valid fraction below MIN_VALID (e.g. an all-nodata raster)."""
 
@@ -63,6 +69,7 @@ __all__ = [
     "ModelLoadError",
     "NoValidTilesError",
     "OutputError",
+    "ParameterError",
     "RasterReadError",
     "TilingError",
 ]

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +22,16 @@ import numpy as np
 from osgeo import ogr
 
 from .atomic import atomic_output
-from .errors import LibraryError, LibraryModelMismatchError, TilingError
+from .errors import LibraryError, LibraryModelMismatchError
 from .feedback import Feedback, ensure_feedback
-from .output_writer import (
+from .gpkg_io import (
     add_default_style,
     add_fields,
     create_gpkg,
     create_layer,
     make_srs,
-    polygon_from_ring,
     read_style,
-)
-from .raster_reader import (
-    RasterSource,
-    decimated_shape,
-    geometries_from_wkb,
-    geometries_to_geojson,
-)
-from .tiling import (
-    PixelWindow,
-    bounds_to_window,
-    clip_window,
-    make_grid,
-    window_bounds,
-    window_ring,
+    utc_now,
 )
 
 EXEMPLARS_LAYER = "exemplars"
@@ -88,6 +73,15 @@ class AnalogueLibrary:
         return int(self.embeddings.shape[1])
 
     @property
+    def tile_m(self) -> float | None:
+        """Ground size (m) of the tiles the exemplars were cut at, when known."""
+        try:
+            value = float(self.meta.get("tile_m", ""))
+        except ValueError:
+            return None
+        return value if value > 0 else None
+
+    @property
     def class_names(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.classes)))
 
@@ -113,8 +107,10 @@ def write_library(
     input_size: int,
     style_qml: Path | None = None,
     feedback: Feedback | None = None,
+    extra_meta: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write the library atomically (temp file + os.replace)."""
+    """Write the library atomically (temp file + os.replace). ``extra_meta`` adds library_meta
+    rows, e.g. ``tile_px``/``tile_m``: the tile size the exemplars were cut at."""
     fb = ensure_feedback(feedback)
     if not exemplars:
         raise LibraryError("no exemplar to write: every source was empty or skipped")
@@ -128,9 +124,10 @@ def write_library(
         "model_version": model_version,
         "embedding_dim": str(dim),
         "input_size": str(input_size),
-        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_utc": utc_now(),
         "n_exemplars": str(len(exemplars)),
         "classes": json.dumps(classes),
+        **{str(k): str(v) for k, v in (extra_meta or {}).items()},
     }
     qml = read_style(style_qml)
     target = Path(os.fspath(path)).absolute()
@@ -252,93 +249,3 @@ def load_library(
     if expected_sha256 is not None:
         lib.check_model(expected_sha256, model_label)
     return lib
-
-
-# -- exemplar planning from polygons over a raster ---------------------------------------------
-
-LIBRARY_MIN_COVER = 0.5
-"""A polygon tile becomes an exemplar when >= half of it is inside the polygon and valid."""
-
-
-@dataclass(frozen=True)
-class ExemplarPolygon:
-    """An exemplar polygon in the raster CRS (WKB), its class, and where it came from."""
-
-    wkb: bytes
-    class_name: str
-    source: str
-
-
-@dataclass(frozen=True)
-class RasterExemplarJob:
-    """A tile window of the raster to embed as one exemplar."""
-
-    window: PixelWindow
-    exemplar_id: str
-    class_name: str
-    source: str
-    footprint_wkb: bytes
-
-
-def window_geometry(src: RasterSource, window: PixelWindow) -> Any:
-    """OGR polygon of a pixel window's footprint (raster CRS)."""
-    return polygon_from_ring(window_ring(src.info.transform, window))
-
-
-def _fid_of(poly: ExemplarPolygon, i: int) -> str:
-    if "#" in poly.source:
-        tail = poly.source.rsplit("#", 1)[1].strip()
-        if tail:
-            return tail
-    return str(i)
-
-
-def plan_polygon_exemplars(
-    src: RasterSource, polygons: Sequence[ExemplarPolygon], tw: int, th: int, raster_label: str
-) -> Iterator[RasterExemplarJob]:
-    """Exemplar tile windows for each polygon (see build_library for the rules)."""
-    info = src.info
-    geoms = geometries_from_wkb([p.wkb for p in polygons], "exemplar polygon")
-    used_ids: set[str] = set()
-    for i, (poly, geom) in enumerate(zip(polygons, geoms, strict=True)):
-        if not poly.class_name or not str(poly.class_name).strip():
-            raise LibraryError(f"exemplar polygon #{i} ({poly.source}) has no class name")
-        minx, maxx, miny, maxy = geom.GetEnvelope()
-        bwin = bounds_to_window(info.transform, (minx, miny, maxx, maxy))
-        if clip_window(bwin, info.width, info.height) is None:
-            rb = window_bounds(info.transform, PixelWindow(0, 0, info.width, info.height))
-            raise TilingError(
-                f"exemplar polygon #{i} ({poly.class_name}, {poly.source}) lies outside the "
-                f"raster (bounds {tuple(round(v, 6) for v in rb)}); give polygons in the "
-                "raster's CRS over the raster"
-            )
-        fid = _fid_of(poly, i)
-        source = poly.source or f"{raster_label}#{fid}"
-        shapes = geometries_to_geojson([poly.wkb])
-        if bwin.width <= tw and bwin.height <= th:
-            windows = [_centred(bwin, tw, th)]
-        else:
-            # Grow the bounding window to >= one tile per axis (centred), then tile it.
-            grown = _centred(bwin, max(tw, bwin.width), max(th, bwin.height))
-            grid = make_grid(grown.width, grown.height, tw, th, 0.0)
-            cands = [
-                PixelWindow(grown.col_off + t.col_off, grown.row_off + t.row_off, tw, th)
-                for t in grid
-            ]
-            covers = [src.coverage(w, shapes, decimated_shape(tw, th, 64)) for w in cands]
-            windows = [w for w, c in zip(cands, covers, strict=True) if c >= LIBRARY_MIN_COVER]
-            if not windows:
-                windows = [cands[int(np.argmax(covers))]]
-        for k, w in enumerate(windows):
-            eid = f"{poly.class_name}#{fid}_{k}"
-            while eid in used_ids:
-                eid += "'"
-            used_ids.add(eid)
-            footprint = window_geometry(src, w).ExportToWkb()
-            yield RasterExemplarJob(w, eid, str(poly.class_name), source, bytes(footprint))
-
-
-def _centred(win: PixelWindow, w: int, h: int) -> PixelWindow:
-    c0 = win.col_off + (win.width - w) // 2
-    r0 = win.row_off + (win.height - h) // 2
-    return PixelWindow(int(c0), int(r0), int(w), int(h))

@@ -1,63 +1,51 @@
-"""build_library: embed Earth analogue exemplars (polygons over a raster and/or an image folder)
-into a library GeoPackage, with the same tiling and preprocessing as scoring.
+"""build_library: embed analogue exemplars (polygons over a raster and/or an image folder) into a
+library GeoPackage, through the same tile-embedding stream and pixel contract as scoring.
+
+Polygon exemplars are planned by ``exemplar_plan`` and embedded by the stream (the raster's layer
+statistics, the model's tile size); each image file is one exemplar, its own "layer". The library
+records the tile size its exemplars were cut at (pixels, and metres where the CRS says), so a
+scoring run at another ground scale can warn.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import validate_output_path
-from .errors import LibraryError
-from .feedback import Feedback, check_cancelled, ensure_feedback
-from .job_common import (
-    Batcher,
-    LibrarySummary,
-    check_batch,
-    check_channels,
-    stretch_info,
-    tile_pixels,
-)
-from .library import (
-    LIBRARY_MIN_COVER,
-    Exemplar,
-    ExemplarPolygon,
-    RasterExemplarJob,
-    plan_polygon_exemplars,
-    write_library,
-)
-from .model import EmbeddingModel
-from .output_writer import resolve_style
-from .preprocess import Stretch, prepare_image
-from .raster_reader import (
-    RasterSource,
-    decimated_shape,
-    list_image_files,
-    read_image_file,
-)
-from .tiling import (
-    PixelWindow,
-    check_tile_size,
-)
+import numpy as np
 
-# -- build_library --------------------------------------------------------------------------------
+from . import params as P
+from .atomic import check_not_an_input, validate_output_path
+from .embedding_stream import Progress, TileEmbeddingStream, TileRequest
+from .errors import LibraryError, RasterReadError
+from .exemplar_plan import LIBRARY_MIN_COVER, ExemplarPolygon, plan_polygon_exemplars
+from .feedback import Feedback, check_cancelled, ensure_feedback
+from .gpkg_io import resolve_style
+from .library import Exemplar, write_library
+from .model import EmbeddingModel
+from .paths import bundled_model_path
+from .preprocess import prepare_image
+from .raster_reader import RasterSource, bounded_gdal_cache, list_image_files, read_image_file
+from .tile_plan import check_channels, ground_size_m, tile_pixels
+from .tiling import PixelWindow
 
 
 @dataclass(frozen=True)
-class _ImageJob:
-    path: Path
-    exemplar_id: str
-    class_name: str
+class LibrarySummary:
+    n_exemplars: int
+    classes: tuple[str, ...]
+    output_path: Path
 
 
 def build_library(
     *,
-    model_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str] | None = None,
     raster_path: str | os.PathLike[str] | None = None,
     polygons: Sequence[ExemplarPolygon] = (),
     image_folder: str | os.PathLike[str] | None = None,
@@ -65,26 +53,22 @@ def build_library(
     tile_units: str = "pixels",
     bands: Sequence[int] | None = None,
     device: str = "auto",
-    batch_size: int = 32,
+    batch_size: int = 64,
     feedback: Feedback | None = None,
     style_qml: str | os.PathLike[str] | None = None,
 ) -> LibrarySummary:
-    """Embed exemplars (polygons over a raster and/or an image folder) into a library GeoPackage.
-
-    Polygons: tiled like scoring (same tile size, no overlap) over the polygon's bounding window;
-    tiles at least half inside the polygon and half valid become exemplars ``<class>#<fid>_<k>``
-    (pixels outside the polygon are kept: they are real context, as the scored tiles will have).
-    A polygon smaller than a tile gives one exemplar: the tile-sized window centred on it, so the
-    ground scale matches the scored tiles. Image folder: one exemplar per image
-    ``<class>/<stem>``, class = sub-folder name (the folder's own name for files directly in it),
-    each image with its own stretch.
-    """
+    """Embed exemplars into a library GeoPackage (see the module docstring and
+    ``exemplar_plan``). Image folder: one exemplar per image ``<class>/<stem>``, class = sub-folder
+    name (the folder's own name for files directly in it)."""
     fb = ensure_feedback(feedback)
+    tile_size = P.check(P.TILE_SIZE, tile_size)
+    tile_units = P.check(P.TILE_UNITS, tile_units)
+    device = P.check(P.DEVICE, device)
+    batch_size = int(P.check(P.BATCH_SIZE, batch_size))
+    model_path = model_path or bundled_model_path()
     out = validate_output_path(output_path)
+    check_not_an_input(out, [("RASTER", raster_path), ("MODEL", model_path)])
     style = resolve_style(style_qml, "library.qml")
-    check_batch(batch_size)
-    if tile_size is not None:
-        check_tile_size(float(tile_size), tile_units)
     if polygons and raster_path is None:
         raise LibraryError("exemplar polygons were given without a raster; give RASTER as well")
     if raster_path is not None and not polygons:
@@ -93,7 +77,8 @@ def build_library(
         )
     if raster_path is None and image_folder is None:
         raise LibraryError(
-            "nothing to build from: give a raster with exemplar polygons and/or an image folder"
+            "nothing to build from: give a raster with exemplar polygons and/or an image folder "
+            "(IMAGE_FOLDER)"
         )
     image_files: list[Path] = []
     if image_folder is not None:
@@ -110,25 +95,15 @@ def build_library(
 
     exemplars: list[Exemplar] = []
     crs_wkt = ""
-    total = len(image_files)
-    done = 0
+    meta: dict[str, str] = {}
     if raster_path is not None:
-        with RasterSource(raster_path, bands) as src:
-            check_channels(len(src.bands), model.channels)
-            crs_wkt = src.info.crs_wkt
-            full = PixelWindow(0, 0, src.info.width, src.info.height)
-            tw, th = tile_pixels(src, model, tile_size, tile_units, full)
-            jobs = list(plan_polygon_exemplars(src, polygons, tw, th, str(raster_path)))
-            total += len(jobs)
-            fb.pushInfo(
-                f"{len(jobs)} exemplar tiles of {tw} x {th} px from {len(polygons)} polygons"
-            )
-            stretch = src.compute_layer_stretch()
-            fb.pushInfo(stretch_info(stretch))
-            done = _embed_raster_jobs(src, jobs, model, stretch, batch_size, exemplars, fb, total)
-    if image_folder is not None and image_files:
-        _embed_image_jobs(Path(os.fspath(image_folder)), image_files, model, batch_size,
-                          exemplars, fb, total, done)
+        crs_wkt, meta = _embed_polygons(raster_path, polygons, model, tile_size, tile_units,
+                                        bands, batch_size, exemplars, fb)
+    if image_files:
+        sides = _embed_images(Path(os.fspath(image_folder or "")), image_files, model,
+                              batch_size, exemplars, fb)
+        if sides:
+            meta["image_px"] = str(int(statistics.median(sides)))
     if not exemplars:
         raise LibraryError(
             "no exemplar could be made: every polygon tile was mostly nodata/outside the "
@@ -137,78 +112,61 @@ def build_library(
     check_cancelled(fb, "writing")
     counts = Counter(e.class_name for e in exemplars)
     fb.pushInfo("Exemplars per class: " + json.dumps(dict(sorted(counts.items()))))
-    write_library(
-        out,
-        exemplars,
-        crs_wkt=crs_wkt,
-        model_sha256=model.sha256,
-        model_version=model.metadata.version,
-        input_size=model.input_size,
-        style_qml=style,
-        feedback=fb,
-    )
+    meta["preprocessing"] = model.contract.describe()
+    write_library(out, exemplars, crs_wkt=crs_wkt, model_sha256=model.sha256,
+                  model_version=model.metadata.version, input_size=model.input_size,
+                  style_qml=style, feedback=fb, extra_meta=meta)
     fb.setProgress(100.0)
     return LibrarySummary(len(exemplars), tuple(sorted(counts)), out)
 
 
-def _embed_raster_jobs(
-    src: RasterSource,
-    jobs: Sequence[RasterExemplarJob],
-    model: EmbeddingModel,
-    stretch: Stretch,
-    batch_size: int,
-    exemplars: list[Exemplar],
-    fb: Feedback,
-    total: int,
-) -> int:
-    batcher = Batcher(model, batch_size)
-    size = model.input_size
-    skipped = 0
-
-    def flush() -> None:
-        emb, payloads = batcher.flush()
-        for e, job in zip(emb, payloads, strict=True):
-            exemplars.append(
-                Exemplar(job.exemplar_id, job.class_name, job.source, e, job.footprint_wkb)
-            )
-
-    for i, job in enumerate(jobs):
-        check_cancelled(fb, "reading exemplars")
-        w = job.window
-        td = src.read_window(w, decimated_shape(w.width, w.height, size))
-        if td.valid_frac < LIBRARY_MIN_COVER:
-            skipped += 1
-            continue
-        x = prepare_image(td.pixels, size, model.channels, model.mean, model.std, td.valid,
-                          stretch)
-        if batcher.add(x, job):
-            flush()
-            fb.setProgress(95.0 * (i + 1) / max(total, 1))
-    flush()
-    if skipped:
-        fb.pushWarning(f"{skipped} polygon tile(s) skipped: less than half valid (nodata)")
-    return len(jobs)
+def _embed_polygons(
+    raster_path: str | os.PathLike[str], polygons: Sequence[ExemplarPolygon],
+    model: EmbeddingModel, tile_size: float | None, tile_units: str,
+    bands: Sequence[int] | None, batch_size: int, exemplars: list[Exemplar], fb: Feedback,
+) -> tuple[str, dict[str, str]]:
+    with bounded_gdal_cache(), RasterSource(raster_path, bands) as src:
+        check_channels(len(src.bands), model.channels)
+        full = PixelWindow(0, 0, src.info.width, src.info.height)
+        tw, th = tile_pixels(src, model.contract.tile_px, tile_size, tile_units, full)
+        jobs = list(plan_polygon_exemplars(src, polygons, tw, th, str(raster_path)))
+        fb.pushInfo(f"{len(jobs)} exemplar tiles of {tw} x {th} px from {len(polygons)} polygons")
+        layer = src.layer_stats(model.contract.percentiles)
+        stream = TileEmbeddingStream(src, (TileRequest(j, j.window) for j in jobs), model,
+                                     layer, fb, batch_size=batch_size,
+                                     min_valid=LIBRARY_MIN_COVER)
+        progress = Progress(fb, len(jobs), what="exemplar tiles")
+        for batch in stream:
+            for job, emb in zip(batch.payloads, batch.embeddings, strict=True):
+                exemplars.append(Exemplar(job.exemplar_id, job.class_name, job.source, emb,
+                                          job.footprint_wkb))
+            progress.update(batch.done)
+        if stream.times.skipped:
+            fb.pushWarning(f"{stream.times.skipped} polygon tile(s) skipped: less than half "
+                           "valid (nodata)")
+        tile_m = ground_size_m(src, tw, th, full.width / 2, full.height / 2)
+        meta = {"tile_px": f"{tw}x{th}", "tile_m": f"{tile_m:.6g}" if tile_m else ""}
+        return src.info.crs_wkt, meta
 
 
-def _embed_image_jobs(
-    folder: Path,
-    files: Sequence[Path],
-    model: EmbeddingModel,
-    batch_size: int,
-    exemplars: list[Exemplar],
-    fb: Feedback,
-    total: int,
-    done: int,
-) -> None:
-    from .errors import RasterReadError
-
-    batcher = Batcher(model, batch_size)
+def _embed_images(
+    folder: Path, files: Sequence[Path], model: EmbeddingModel, batch_size: int,
+    exemplars: list[Exemplar], fb: Feedback,
+) -> list[int]:
+    """One exemplar per image, each its own layer; returns the images' long sides in pixels."""
     used: set[str] = set()
+    inputs: list[np.ndarray] = []
+    jobs: list[tuple[str, str, Path]] = []
+    sides: list[int] = []
+    progress = Progress(fb, len(files), what="exemplar images")
 
     def flush() -> None:
-        emb, payloads = batcher.flush()
-        for e, job in zip(emb, payloads, strict=True):
-            exemplars.append(Exemplar(job.exemplar_id, job.class_name, str(job.path), e, None))
+        if inputs:
+            emb = model.embed(np.stack(inputs))
+            for (eid, cls, path), e in zip(jobs, emb, strict=True):
+                exemplars.append(Exemplar(eid, cls, str(path), e, None))
+            inputs.clear()
+            jobs.clear()
 
     for i, path in enumerate(files):
         check_cancelled(fb, "reading exemplar images")
@@ -220,14 +178,14 @@ def _embed_image_jobs(
         used.add(eid)
         try:
             pixels, valid = read_image_file(path)
-            x = prepare_image(pixels, model.input_size, model.channels, model.mean, model.std,
-                              valid)
+            inputs.append(prepare_image(pixels, model.contract, valid))
         except (RasterReadError, ValueError) as err:
             fb.pushWarning(f"skipped exemplar image '{path}': {err}")
             continue
-        if batcher.add(x, _ImageJob(path, eid, cls)):
+        jobs.append((eid, cls, path))
+        sides.append(max(pixels.shape[1:]))
+        if len(inputs) >= batch_size:
             flush()
-            fb.setProgress(95.0 * (done + i + 1) / max(total, 1))
+            progress.update(i + 1)
     flush()
-
-
+    return sides

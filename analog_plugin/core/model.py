@@ -20,6 +20,8 @@ import numpy as np
 
 from .errors import DeviceUnavailableError, ModelContractError, ModelLoadError
 from .feedback import Feedback, ensure_feedback
+from .preprocess import DEFAULT_PERCENTILES, STRETCH_MODES, PixelContract
+from .threads import default_threads
 
 MODEL_TYPE = "analog-embedding"
 CPU = "CPUExecutionProvider"
@@ -41,6 +43,13 @@ REQUIRED_KEYS: dict[str, tuple[type, ...]] = {
 }
 
 
+OPTIONAL_KEYS = ("preprocessing", "tile_px")
+"""Contract keys added in model version 1.1. Models without them load with the behaviour they
+were shipped with: ``preprocessing`` = per-layer 2-98 % stretch, ``tile_px`` = ``input_size``."""
+
+LEGACY_PREPROCESSING = {"stretch": "layer", "percentiles": list(DEFAULT_PERCENTILES)}
+
+
 @dataclass(frozen=True)
 class ModelMetadata:
     """The decoded metadata_props of a contract-conforming model."""
@@ -54,6 +63,61 @@ class ModelMetadata:
     gsd_m: float | None
     version: str
     training_data: str
+    preprocessing: tuple[tuple[str, Any], ...] = ()
+    tile_px: int = 0
+
+    def contract(self) -> PixelContract:
+        """The pixel contract every path (scoring, library, training) prepares tiles with."""
+        pre = dict(self.preprocessing) or dict(LEGACY_PREPROCESSING)
+        return PixelContract(
+            input_size=self.input_size,
+            channels=self.input_channels,
+            mean=self.mean,
+            std=self.std,
+            stretch=str(pre.get("stretch", "layer")),
+            percentiles=tuple(pre.get("percentiles", DEFAULT_PERCENTILES)),  # type: ignore[arg-type]
+            min_span_fraction=float(pre.get("min_span_fraction", 0.1)),
+            tile_px=self.tile_px or self.input_size,
+        )
+
+
+def _parse_preprocessing(raw: str | None, where: str, fix: str) -> tuple[tuple[str, Any], ...]:
+    if raw is None:
+        return ()
+    try:
+        pre = json.loads(raw)
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ModelContractError(
+            f"{where}: metadata 'preprocessing' is not JSON ({err}); {fix}"
+        ) from err
+    if not isinstance(pre, dict):
+        raise ModelContractError(
+            f"{where}: metadata 'preprocessing' = {raw!r} must be a JSON object like "
+            '{"stretch": "tile", "percentiles": [2, 98], "min_span_fraction": 0.1}; ' + fix
+        )
+    stretch = pre.get("stretch", "layer")
+    if stretch not in STRETCH_MODES:
+        raise ModelContractError(
+            f"{where}: metadata preprocessing.stretch = {stretch!r}; use one of {STRETCH_MODES}"
+        )
+    pct = pre.get("percentiles", list(DEFAULT_PERCENTILES))
+    if not (
+        isinstance(pct, list) and len(pct) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pct)
+        and 0 <= pct[0] < pct[1] <= 100
+    ):
+        raise ModelContractError(
+            f"{where}: metadata preprocessing.percentiles = {pct!r} must be [low, high] with "
+            "0 <= low < high <= 100, e.g. [2, 98]"
+        )
+    frac = pre.get("min_span_fraction", 0.1)
+    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
+        raise ModelContractError(
+            f"{where}: metadata preprocessing.min_span_fraction = {frac!r} must be in [0, 1]"
+        )
+    clean = {"stretch": stretch, "percentiles": [float(v) for v in pct],
+             "min_span_fraction": float(frac)}
+    return tuple(sorted(clean.items()))
 
 
 def parse_metadata(props: dict[str, str], where: str = "model") -> ModelMetadata:
@@ -101,6 +165,18 @@ def parse_metadata(props: dict[str, str], where: str = "model") -> ModelMetadata
             )
     if any(not float(s) > 0 for s in values["std"]):
         raise ModelContractError(f"{where}: metadata 'std' = {values['std']} must be > 0")
+    preprocessing = _parse_preprocessing(props.get("preprocessing"), where, fix)
+    tile_px = 0
+    if "tile_px" in props:
+        try:
+            tile_px = json.loads(props["tile_px"])
+        except (json.JSONDecodeError, TypeError):
+            tile_px = 0
+        if isinstance(tile_px, bool) or not isinstance(tile_px, int) or tile_px <= 0:
+            raise ModelContractError(
+                f"{where}: metadata 'tile_px' = {props['tile_px']!r} must be a positive JSON "
+                f"integer (source pixels per tile side); {fix}"
+            )
     return ModelMetadata(
         model_type=values["model_type"],
         input_channels=c,
@@ -111,6 +187,8 @@ def parse_metadata(props: dict[str, str], where: str = "model") -> ModelMetadata
         gsd_m=None if values["gsd_m"] is None else float(values["gsd_m"]),
         version=values["version"],
         training_data=values["training_data"],
+        preprocessing=preprocessing,
+        tile_px=tile_px,
     )
 
 
@@ -134,15 +212,6 @@ def select_providers(device: str, available: Sequence[str]) -> list[str]:
             "or choose DEVICE cpu or auto"
         )
     return [CPU]
-
-
-def default_threads() -> int:
-    """Intra-op threads: all cores but one (QGIS' UI and GDAL reads need a core), at most 8
-    (ORT scales poorly beyond that for small convnets and it avoids oversubscription)."""
-    env = os.environ.get("ANALOG_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -185,7 +254,8 @@ class EmbeddingModel:
             )
         providers = select_providers(device, ort.get_available_providers())
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads if threads and threads > 0 else default_threads()
+        self._threads = threads if threads and threads > 0 else default_threads()
+        opts.intra_op_num_threads = self._threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3  # errors only: ORT's warnings would flood the QGIS log
@@ -209,11 +279,13 @@ class EmbeddingModel:
         meta_map = dict(self._session.get_modelmeta().custom_metadata_map)
         self.metadata = parse_metadata(meta_map, where)
         self._check_signature(where)
+        self._contract = self.metadata.contract()
         self._sha256: str | None = None
         fb.pushInfo(
             f"Model {self.path.name} (version {self.metadata.version}, input "
             f"{self.channels}x{self.input_size}x{self.input_size}, embedding "
-            f"{self.embedding_dim}) on {self.provider} (device={device})"
+            f"{self.embedding_dim}) on {self.provider} (device={device}, "
+            f"{self._threads} thread(s)); pixels: {self._contract.describe()}"
         )
         if probe:
             rng = np.random.default_rng(0)
@@ -282,6 +354,14 @@ class EmbeddingModel:
         if self._sha256 is None:
             self._sha256 = file_sha256(self.path)
         return self._sha256
+
+    @property
+    def contract(self) -> PixelContract:
+        return self._contract
+
+    @property
+    def threads(self) -> int:
+        return self._threads
 
     @property
     def input_size(self) -> int:

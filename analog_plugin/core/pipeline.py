@@ -1,15 +1,14 @@
-"""The two whole jobs, shared by the QGIS algorithms, the CLI and batch runs.
+"""The whole jobs, shared by the QGIS algorithms, the command line and batch runs.
 
 A stable facade: callers import ``build_library`` and ``score_raster`` from here; the work lives in
-``library_job`` and ``score_job`` (shared pieces in ``job_common``).
+``library_job`` and ``score_job``, both consumers of the tile-embedding stream.
 """
 
 from __future__ import annotations
 
-from .job_common import LibrarySummary, ScoreSummary
-from .library import ExemplarPolygon
-from .library_job import build_library
-from .score_job import score_raster
+from .exemplar_plan import ExemplarPolygon
+from .library_job import LibrarySummary, build_library
+from .score_job import ScoreSummary, score_raster
 
 __all__ = [
     "ExemplarPolygon",

@@ -1,17 +1,32 @@
-"""Pixel preprocessing shared by the plugin and the offline evaluation script.
+"""How pixels become model input: ONE function for training, export, evaluation, library building
+and scoring, driven by the model contract's ``preprocessing`` and ``tile_px`` keys.
 
-The model is trained on images that went through exactly these steps, so the plugin and
-``scripts/evaluate.py`` both import them from here: a second copy would drift.
+Why one function: a network only means something on the numbers it was trained on. When the
+plugin stretched a whole layer while training stretched each tile, dune precision on the demo fell
+from 0.85 to 0.46. Every path (a tile cut from a raster, an exemplar image file, a training image)
+therefore calls :func:`prepare_batch` (or :func:`prepare_image`, its one-image form).
 
-Order: per-layer percentile stretch to 0..1 -> band selection / luma -> resize to the model's
-input size -> per-channel ``(x - mean) / std``. Nodata pixels are filled before normalisation so
-they never leak extreme values into the network.
+Order, for a batch ``(N, B, h, w)`` of raw pixel values (any dtype, any window size):
+
+1. invalid pixels (nodata, outside the raster or mask) -> the tile's valid mean per band, so they
+   neither bias the stretch nor leak extreme values;
+2. area-average resize to the model's ``S x S`` (two small matrix products per band: exact area
+   weights, fast in float32 for any ratio, e.g. 256 -> 96);
+3. stretch to 0..1 per band: ``tile`` mode uses the tile's own 2-98 % percentiles with the span
+   floored at ``min_span_fraction`` of the layer's span (a flat tile stays flat instead of becoming
+   amplified noise); ``layer`` mode uses the layer's percentiles for every tile;
+4. bands -> model channels (RGB -> BT.601 luma for a 1-channel model, 1 band repeated for 3);
+5. ``(x - mean) / std`` per channel.
+
+For one image file the "layer" is the image itself (:func:`image_stats`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -19,178 +34,258 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 """ITU-R BT.601 luma weights: how RGB Earth imagery becomes panchromatic-like grayscale."""
 
 DEFAULT_PERCENTILES = (2.0, 98.0)
+STRETCH_MODES = ("tile", "layer")
 
 
 @dataclass(frozen=True)
-class Stretch:
-    """Per-band linear stretch ``clip((v - low) / (high - low), 0, 1)``.
+class PixelContract:
+    """Everything that decides the numbers a tile becomes (decoded from the ONNX metadata).
 
-    Computed once per layer (not per tile) so that neighbouring tiles stay comparable: a per-tile
-    stretch would turn a flat, featureless tile into amplified noise.
+    ``tile_px`` is the side, in source pixels, of the tile the model was trained to see (before
+    resizing to ``input_size``): the default TILE_SIZE.
     """
+
+    input_size: int
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    stretch: str = "tile"
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+    min_span_fraction: float = 0.1
+    tile_px: int = 0
+
+    def __post_init__(self) -> None:
+        if self.stretch not in STRETCH_MODES:
+            raise ValueError(f"stretch {self.stretch!r} unknown; use one of {STRETCH_MODES}")
+        if self.tile_px <= 0:
+            object.__setattr__(self, "tile_px", self.input_size)
+
+    def describe(self) -> str:
+        lo, hi = self.percentiles
+        how = (
+            f"per-tile {lo:g}-{hi:g} % stretch (span >= {self.min_span_fraction:g} x layer span)"
+            if self.stretch == "tile"
+            else f"per-layer {lo:g}-{hi:g} % stretch"
+        )
+        return f"{how}, area resize to {self.input_size} px, tile {self.tile_px} px"
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Per-band percentiles of a whole layer (or image): ``low``/``high`` tuples."""
 
     low: tuple[float, ...]
     high: tuple[float, ...]
 
-    def apply(self, bands: np.ndarray) -> np.ndarray:
-        """Scale a ``(B, H, W)`` array band by band to float32 0..1."""
-        if bands.ndim != 3 or bands.shape[0] != len(self.low):
-            raise ValueError(
-                f"stretch has {len(self.low)} band(s) but the array has shape {bands.shape}; "
-                "compute the stretch on the same bands you apply it to"
-            )
-        low = np.asarray(self.low, dtype=np.float64)[:, None, None]
-        high = np.asarray(self.high, dtype=np.float64)[:, None, None]
-        span = np.where(high > low, high - low, 1.0)
-        out = (bands.astype(np.float64) - low) / span
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
+    @property
+    def span(self) -> np.ndarray:
+        return np.maximum(np.asarray(self.high) - np.asarray(self.low), 0.0)
+
+    def describe(self) -> str:
+        pairs = ", ".join(f"{lo:.4g}..{hi:.4g}" for lo, hi in zip(self.low, self.high, strict=True))
+        return f"layer 2-98 % range per band: {pairs}"
 
 
-def compute_stretch(
+def band_stats(
     bands: np.ndarray,
     valid: np.ndarray | None = None,
     percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
-) -> Stretch:
-    """Percentile stretch of a ``(B, H, W)`` sample (e.g. a decimated read of the whole layer).
+) -> LayerStats:
+    """Percentiles of a ``(B, H, W)`` sample (e.g. a decimated read of the whole layer).
 
-    ``valid`` is a ``(H, W)`` or ``(B, H, W)`` boolean mask of usable pixels (not nodata). A band
-    with no valid pixel, or a constant band, gets a unit span so the result stays finite.
+    A band with no valid pixel gets 0..1; a constant band gets a unit span so results stay finite.
     """
     if bands.ndim != 3:
         raise ValueError(f"expected a (bands, rows, cols) array, got shape {bands.shape}")
     lows: list[float] = []
     highs: list[float] = []
     for b in range(bands.shape[0]):
-        band = bands[b]
-        if valid is not None:
-            mask = valid if valid.ndim == 2 else valid[b]
-            values = band[mask]
-        else:
-            values = band.ravel()
+        values = bands[b][valid] if valid is not None else bands[b].ravel()
         values = values[np.isfinite(values)] if values.dtype.kind == "f" else values
         if values.size == 0:
             lows.append(0.0)
             highs.append(1.0)
             continue
-        lo, hi = np.percentile(values, percentiles)
+        lo, hi = (float(v) for v in np.percentile(values, percentiles))
         if not hi > lo:
             lo, hi = float(values.min()), float(values.max())
             if not hi > lo:
                 hi = lo + 1.0
-        lows.append(float(lo))
-        highs.append(float(hi))
-    return Stretch(tuple(lows), tuple(highs))
+        lows.append(lo)
+        highs.append(hi)
+    return LayerStats(tuple(lows), tuple(highs))
+
+
+def image_stats(
+    image: np.ndarray, valid: np.ndarray | None, contract: PixelContract
+) -> LayerStats:
+    """The "layer" statistics of a stand-alone image: the image itself."""
+    return band_stats(image if image.ndim == 3 else image[None], valid, contract.percentiles)
+
+
+@lru_cache(maxsize=64)
+def area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` float32 matrix whose rows average the input interval each output cell
+    covers (exact area weights; bilinear-like tent weights when enlarging)."""
+    w = np.zeros((n_out, n_in), dtype=np.float64)
+    if n_in >= n_out:
+        edges = np.linspace(0.0, n_in, n_out + 1)
+        for i in range(n_out):
+            a, b = edges[i], edges[i + 1]
+            j0, j1 = int(np.floor(a)), int(np.ceil(b))
+            for j in range(j0, min(j1, n_in)):
+                w[i, j] = min(b, j + 1) - max(a, j)
+            w[i] /= b - a
+    else:  # enlarge: linear interpolation, pixel centres aligned
+        pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        i0 = np.floor(pos).astype(int)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        t = pos - i0
+        w[np.arange(n_out), i0] += 1 - t
+        w[np.arange(n_out), i1] += t
+    w.setflags(write=False)
+    return w.astype(np.float32)
+
+
+def resize_batch(x: np.ndarray, size: int) -> np.ndarray:
+    """``(..., h, w)`` -> ``(..., size, size)`` float32 by area averaging (see area_weights)."""
+    h, w = x.shape[-2:]
+    x = np.asarray(x, dtype=np.float32)
+    if (h, w) == (size, size):
+        return x
+    wy = area_weights(h, size)
+    wx = area_weights(w, size)
+    return np.matmul(np.matmul(wy, x), wx.T)
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """``(C, H, W)`` -> ``(C, size, size)`` float32 (kept for callers that resize one image)."""
+    return resize_batch(image, size)
+
+
+def _fill_invalid(x: np.ndarray, valid: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Invalid pixels of each tile -> that tile's valid mean per band (``fallback`` when none)."""
+    out = x.copy()
+    for n in range(x.shape[0]):
+        v = valid[n]
+        if v.all():
+            continue
+        for b in range(x.shape[1]):
+            vals = x[n, b][v]
+            out[n, b][~v] = vals.mean() if vals.size else fallback[b]
+    return out
+
+
+def _tile_bounds(
+    x: np.ndarray, valid: np.ndarray | None, contract: PixelContract, layer: LayerStats
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-tile, per-band stretch bounds ``(N, B)`` for tile mode (see module docstring)."""
+    n, b = x.shape[:2]
+    flat = x.reshape(n, b, -1)
+    q = np.asarray(contract.percentiles, dtype=np.float64)
+    lo = np.empty((n, b), np.float64)
+    hi = np.empty((n, b), np.float64)
+    full = np.ones(n, bool) if valid is None else valid.reshape(n, -1).all(axis=1)
+    if full.any():
+        p = np.percentile(flat[full], q, axis=-1)  # (2, n_full, B)
+        lo[full], hi[full] = p[0], p[1]
+    for i in np.flatnonzero(~full):
+        assert valid is not None
+        v = valid[i].ravel()
+        for band in range(b):
+            vals = flat[i, band][v] if v.any() else flat[i, band]
+            lo[i, band], hi[i, band] = np.percentile(vals, q)
+    floor = contract.min_span_fraction * layer.span[None, :]
+    span = hi - lo
+    short = span < floor
+    if short.any():
+        mid = (lo + hi) / 2
+        lo = np.where(short, mid - floor / 2, lo)
+        hi = np.where(short, mid + floor / 2, hi)
+    hi = np.where(hi > lo, hi, lo + 1.0)
+    return lo, hi
 
 
 def to_model_channels(bands01: np.ndarray, channels: int) -> np.ndarray:
-    """Map a stretched ``(B, H, W)`` array to the model's channel count.
-
-    1-channel model: 1 band as is, 3 bands -> luma. 3-channel model: 1 band repeated, 3 as is.
-    Anything else is ambiguous and must be resolved by the user choosing bands.
-    """
-    n = bands01.shape[0]
-    if n == channels:
+    """``(N, B, S, S)`` 0..1 -> ``(N, channels, S, S)``: luma for RGB -> 1, repeat for 1 -> 3."""
+    n_bands = bands01.shape[1]
+    if n_bands == channels:
         return bands01
-    if channels == 1 and n == 3:
-        w = np.asarray(LUMA_WEIGHTS, dtype=np.float32)[:, None, None]
-        return (bands01 * w).sum(axis=0, keepdims=True).astype(np.float32)
-    if channels == 3 and n == 1:
-        return np.repeat(bands01, 3, axis=0)
+    if channels == 1 and n_bands == 3:
+        w = np.asarray(LUMA_WEIGHTS, dtype=np.float32)[None, :, None, None]
+        return (bands01 * w).sum(axis=1, keepdims=True, dtype=np.float32)
+    if channels == 3 and n_bands == 1:
+        return np.repeat(bands01, 3, axis=1)
     raise ValueError(
-        f"the model takes {channels} channel(s) but {n} band(s) were selected; "
+        f"the model takes {channels} channel(s) but {n_bands} band(s) were selected; "
         f"choose 1 or 3 bands with the BANDS parameter"
     )
 
 
-def resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize ``(C, H, W)`` to ``(C, size, size)`` with area averaging when shrinking and bilinear
-    interpolation when enlarging (pure numpy, so core needs no extra image library)."""
-    c, h, w = image.shape
-    if (h, w) == (size, size):
-        return image.astype(np.float32, copy=False)
-    out = image.astype(np.float32, copy=False)
-    out = _resize_axis(out, size, axis=1)
-    out = _resize_axis(out, size, axis=2)
-    return out
+def prepare_batch(
+    pixels: np.ndarray,
+    contract: PixelContract,
+    layer: LayerStats,
+    valid: np.ndarray | None = None,
+) -> np.ndarray:
+    """Raw tiles ``(N, B, h, w)`` (+ optional valid masks ``(N, h, w)``) -> model input
+    ``(N, C, S, S)`` float32, following the contract (module docstring)."""
+    if pixels.ndim != 4:
+        raise ValueError(f"expected (tiles, bands, rows, cols), got shape {pixels.shape}")
+    if len(layer.low) != pixels.shape[1]:
+        raise ValueError(
+            f"layer statistics have {len(layer.low)} band(s) but the tiles have "
+            f"{pixels.shape[1]}; compute them on the same bands"
+        )
+    x = np.asarray(pixels, dtype=np.float32)
+    if valid is not None and valid.all():
+        valid = None
+    if valid is not None:
+        mid = (np.asarray(layer.low) + np.asarray(layer.high)) / 2
+        x = _fill_invalid(x, valid, mid)
+    size = contract.input_size
+    x = resize_batch(x, size)
+    small_valid = None
+    if valid is not None:
+        small_valid = resize_batch(valid.astype(np.float32), size) >= 0.5
+    if contract.stretch == "tile":
+        lo, hi = _tile_bounds(x, small_valid, contract, layer)
+    else:
+        lo = np.broadcast_to(np.asarray(layer.low), x.shape[:2])
+        hi = np.broadcast_to(np.asarray(layer.high), x.shape[:2])
+        hi = np.where(hi > lo, hi, lo + 1.0)
+    scale = (1.0 / (hi - lo)).astype(np.float32)[:, :, None, None]
+    x = (x - lo.astype(np.float32)[:, :, None, None]) * scale
+    np.clip(x, 0.0, 1.0, out=x)
+    x = to_model_channels(x, contract.channels)
+    return normalise(x, contract.mean, contract.std)
 
 
-def _resize_axis(a: np.ndarray, n_out: int, axis: int) -> np.ndarray:
-    n_in = a.shape[axis]
-    if n_in == n_out:
-        return a
-    if n_in > n_out:
-        # Area averaging: each output cell is the mean of the input interval it covers.
-        edges = np.linspace(0, n_in, n_out + 1)
-        cums = np.cumsum(np.moveaxis(a, axis, -1), axis=-1, dtype=np.float64)
-        cums = np.concatenate([np.zeros(cums.shape[:-1] + (1,)), cums], axis=-1)
-        idx = np.arange(n_in + 1)
-        left = _interp_cumsum(cums, idx, edges[:-1])
-        right = _interp_cumsum(cums, idx, edges[1:])
-        res = (right - left) / np.diff(edges)
-        return np.moveaxis(res.astype(np.float32), -1, axis)
-    # Bilinear, pixel centres aligned (half-pixel convention).
-    pos = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
-    pos = np.clip(pos, 0, n_in - 1)
-    i0 = np.floor(pos).astype(int)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    t = (pos - i0).astype(np.float32)
-    a0 = np.take(a, i0, axis=axis)
-    a1 = np.take(a, i1, axis=axis)
-    shape = [1] * a.ndim
-    shape[axis] = n_out
-    t = t.reshape(shape)
-    return (a0 * (1 - t) + a1 * t).astype(np.float32)
+def prepare_image(
+    image: np.ndarray,
+    contract: PixelContract,
+    valid: np.ndarray | None = None,
+    layer: LayerStats | None = None,
+) -> np.ndarray:
+    """One image or tile ``(B, H, W)`` / ``(H, W)`` of raw values -> ``(C, S, S)`` model input.
 
-
-def _interp_cumsum(cums: np.ndarray, idx: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Value of the piecewise-linear cumulative sum at fractional positions ``at``."""
-    lo = np.clip(np.floor(at).astype(int), 0, len(idx) - 2)
-    frac = at - lo
-    return cums[..., lo] + (cums[..., lo + 1] - cums[..., lo]) * frac
-
-
-def fill_invalid(image: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-    """Replace invalid pixels by the mean of the valid ones (0.5 when none is valid)."""
-    if valid is None or valid.all():
-        return image
-    out = image.copy()
-    for c in range(out.shape[0]):
-        vals = out[c][valid]
-        out[c][~valid] = float(vals.mean()) if vals.size else 0.5
-    return out
+    Without ``layer`` the image is its own layer (image files, training and evaluation tiles).
+    """
+    if image.ndim == 2:
+        image = image[None]
+    stats = layer if layer is not None else image_stats(image, valid, contract)
+    v = None if valid is None else valid[None]
+    return prepare_batch(image[None], contract, stats, v)[0]
 
 
 def normalise(image01: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """Per-channel ``(x - mean) / std`` on a ``(C, H, W)`` or ``(N, C, H, W)`` 0..1 array."""
     m = np.asarray(mean, dtype=np.float32)
     s = np.asarray(std, dtype=np.float32)
-    if image01.ndim == 4:
-        m, s = m[None, :, None, None], s[None, :, None, None]
-    else:
-        m, s = m[:, None, None], s[:, None, None]
-    return ((image01 - m) / s).astype(np.float32)
+    shape: Any = (1, -1, 1, 1) if image01.ndim == 4 else (-1, 1, 1)
+    return ((image01 - m.reshape(shape)) / s.reshape(shape)).astype(np.float32, copy=False)
 
 
-def prepare_image(
-    image: np.ndarray,
-    size: int,
-    channels: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-    valid: np.ndarray | None = None,
-    stretch: Stretch | None = None,
-) -> np.ndarray:
-    """One whole image or tile ``(B, H, W)`` in raw values -> model input ``(C, size, size)``.
-
-    Without ``stretch`` the image's own 2-98 % stretch is used: that is how single image files
-    (library exemplars, training and evaluation tiles) are treated, the per-layer stretch of a
-    raster being the same operation on the whole layer.
-    """
-    if image.ndim == 2:
-        image = image[None]
-    st = stretch if stretch is not None else compute_stretch(image, valid)
-    x = st.apply(image)
-    x = fill_invalid(x, valid)
-    x = to_model_channels(x, channels)
-    x = resize(x, size)
-    return normalise(x, mean, std)
+def unit_contract(size: int, channels: int = 1, **kw: Any) -> PixelContract:
+    """A contract with mean 0 / std 1, i.e. the 0..1 values (what training caches)."""
+    return PixelContract(size, channels, (0.0,) * channels, (1.0,) * channels, **kw)

@@ -5,22 +5,29 @@ Design choices and why:
   padded array) rather than with rasterio's ``boundless=True``, which builds a WarpedVRT per call;
   the padding is marked invalid so it lowers the tile's valid fraction.
 - Validity comes from GDAL's mask bands (``read_masks``: nodata value, alpha band, .msk) plus
-  ``isfinite`` for float data, so NaN never reaches the network.
+  ``isfinite`` for float data, so NaN never reaches the network. Masks are read only when the
+  raster has a nodata value or a real mask: reading an all-valid mask costs time and fills GDAL's
+  block cache with mask blocks.
 - A window much larger than the model input (metre-sized tiles on a 25 cm HiRISE image) is read
   with ``out_shape`` at ~2x the model size: GDAL averages (or uses overviews) instead of us
-  reading a huge window at full resolution.
-- One stretch per layer (2-98 percentiles of a decimated read of the *whole* layer), so tiles are
-  comparable and the result does not depend on EXTENT.
+  reading a huge window at full resolution. Windows up to DECIMATE_FACTOR x the model input are
+  read at full resolution and resized by ``preprocess`` (the same code as for image files).
+- Pixels come back as float32 (not float64): half the memory traffic, exact for 8/16-bit data.
+- Layer statistics (2-98 percentiles of a decimated read of the *whole* layer) are computed once,
+  so the span floor of the per-tile stretch does not depend on EXTENT.
+- GDAL's block cache is bounded while a job reads (``bounded_gdal_cache``): by default it may grow
+  to 5 % of RAM and, streaming through a large raster, it keeps every block it ever read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -29,20 +36,43 @@ from typing import Any
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
 
 from .errors import RasterReadError, TilingError
-from .preprocess import Stretch, compute_stretch
+from .preprocess import DEFAULT_PERCENTILES, LayerStats, band_stats
 from .tiling import PixelWindow, clip_window
 
 STRETCH_MAX_SIDE = 1024
 """Long side (pixels) of the decimated read used for the per-layer percentile stretch."""
 
-DECIMATE_FACTOR = 2
-"""Windows larger than DECIMATE_FACTOR x model input are read with out_shape at that size."""
+DECIMATE_FACTOR = 4
+"""Windows larger than DECIMATE_FACTOR x model input are read with out_shape at 2x the input."""
+
+GDAL_CACHE_MB = 64
+"""Upper bound of GDAL's block cache while a job streams through a raster."""
+
+
+@contextlib.contextmanager
+def bounded_gdal_cache(max_mb: int = GDAL_CACHE_MB) -> Iterator[None]:
+    """Lower GDAL's (process-wide) block cache to ``max_mb`` for the duration of a job, then put
+    the previous size back. Never raises the limit someone else set lower."""
+    try:
+        from osgeo import gdal
+    except ImportError:  # pragma: no cover - GDAL's Python bindings come with rasterio's GDAL
+        yield
+        return
+    before = int(gdal.GetCacheMax())
+    wanted = max_mb * 1024 * 1024
+    if before > wanted:
+        gdal.SetCacheMax(wanted)
+    try:
+        yield
+    finally:
+        if before > wanted:
+            gdal.SetCacheMax(before)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -70,7 +100,7 @@ class RasterInfo:
 
 @dataclass(frozen=True, eq=False)
 class TileData:
-    """Raw pixels of one window: ``pixels`` (B, h, w) float64, ``valid`` (h, w) bool."""
+    """Raw pixels of one window: ``pixels`` (B, h, w) float32, ``valid`` (h, w) bool."""
 
     pixels: np.ndarray
     valid: np.ndarray
@@ -80,15 +110,14 @@ class TileData:
 def decimated_shape(width: int, height: int, model_size: int) -> tuple[int, int] | None:
     """(rows, cols) to read a width x height window at, or None for full resolution.
 
-    Only windows larger than DECIMATE_FACTOR x the model input are decimated, to about that
-    size (keeping the aspect ratio), so the final area-average resize still has >= 2x
+    Only windows larger than DECIMATE_FACTOR x the model input are decimated, to about twice the
+    model size (keeping the aspect ratio), so the final area-average resize still has >= 2x
     oversampling.
     """
-    target = DECIMATE_FACTOR * model_size
     longest = max(width, height)
-    if longest <= target:
+    if longest <= DECIMATE_FACTOR * model_size:
         return None
-    k = target / longest
+    k = 2 * model_size / longest
     return max(1, int(round(height * k))), max(1, int(round(width * k)))
 
 
@@ -160,6 +189,13 @@ class RasterSource:
             res=(float(ds.res[0]), float(ds.res[1])),
         )
         self._affine: Affine = t
+        # Masks only where they can say something: a nodata value, an alpha band, a .msk file.
+        # Float data is checked with isfinite anyway.
+        flags = ds.mask_flag_enums
+        self.has_mask = ds.nodata is not None or any(
+            list(f) != [MaskFlags.all_valid] for i, f in enumerate(flags) if i + 1 in self.bands
+        )
+        self._is_float = any(np.dtype(ds.dtypes[b - 1]).kind == "f" for b in self.bands)
 
     # -- context manager -------------------------------------------------------------------
     def close(self) -> None:
@@ -180,25 +216,31 @@ class RasterSource:
     def _read(
         self, window: PixelWindow, out_shape: tuple[int, int] | None, resampling: Resampling
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Read an in-raster window -> (pixels (B,h,w) float64, valid (h,w))."""
+        """Read an in-raster window -> (pixels (B,h,w) float32, valid (h,w))."""
         win = Window(window.col_off, window.row_off, window.width, window.height)
         shape = None if out_shape is None else (len(self.bands), *out_shape)
         try:
             data = self._ds.read(
                 indexes=list(self.bands), window=win, out_shape=shape, resampling=resampling
             )
-            masks = self._ds.read_masks(
-                indexes=list(self.bands), window=win, out_shape=shape,
-                resampling=Resampling.nearest,
-            )
+            masks = None
+            if self.has_mask:
+                masks = self._ds.read_masks(
+                    indexes=list(self.bands), window=win, out_shape=shape,
+                    resampling=Resampling.nearest,
+                )
         except (RasterioIOError, OSError, ValueError) as err:
             raise RasterReadError(
                 f"cannot read window {window} of raster '{self.path}' ({err})"
             ) from err
-        valid = np.all(masks > 0, axis=0)
-        pixels = data.astype(np.float64, copy=False)
-        if data.dtype.kind == "f":
+        if masks is None:
+            valid = np.ones(data.shape[1:], dtype=bool)
+        else:
+            valid = np.all(masks > 0, axis=0)
+        pixels = data.astype(np.float32, copy=False)
+        if self._is_float:
             valid &= np.all(np.isfinite(pixels), axis=0)
+            pixels = np.where(np.isfinite(pixels), pixels, 0.0).astype(np.float32, copy=False)
         return pixels, valid
 
     def read_window(
@@ -215,7 +257,7 @@ class RasterSource:
         """
         oh, ow = out_shape if out_shape is not None else (window.height, window.width)
         n_bands = len(self.bands)
-        pixels = np.zeros((n_bands, oh, ow), dtype=np.float64)
+        pixels = np.zeros((n_bands, oh, ow), dtype=np.float32)
         valid = np.zeros((oh, ow), dtype=bool)
         inner = clip_window(window, self.info.width, self.info.height)
         if inner is not None:
@@ -259,18 +301,23 @@ class RasterSource:
         inside = geometry_mask(shapes, out_shape=(oh, ow), transform=t, invert=True)
         return float(inside.mean())
 
-    def compute_layer_stretch(self, max_side: int = STRETCH_MAX_SIDE) -> Stretch:
-        """The per-layer 2-98 % stretch from a decimated (nearest, so real values) read."""
+    def layer_stats(
+        self,
+        percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
+        max_side: int = STRETCH_MAX_SIDE,
+    ) -> LayerStats:
+        """Per-band percentiles of the whole layer from a decimated (nearest, so real values)
+        read: the per-layer stretch, and the span floor of the per-tile stretch."""
         w, h = self.info.width, self.info.height
         f = max(1.0, max(w, h) / max_side)
         shape = (max(1, int(math.ceil(h / f))), max(1, int(math.ceil(w / f))))
         out_shape = None if shape == (h, w) else shape
         pixels, valid = self._read(PixelWindow(0, 0, w, h), out_shape, Resampling.nearest)
-        return compute_stretch(pixels, valid)
+        return band_stats(pixels, valid, percentiles)
 
 
 def read_image_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """An exemplar image (jpg/png/tif) -> (pixels (B,H,W) float64, valid (H,W) or None).
+    """An exemplar image (jpg/png/tif) -> (pixels (B,H,W) float32, valid (H,W) or None).
 
     Alpha bands are dropped (they feed the valid mask instead); gray+alpha gives 1 band,
     RGBA 3 bands.
@@ -285,7 +332,7 @@ def read_image_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarra
                 ] or [1]
                 if len(bands) > 3 and ds.count >= 3:
                     bands = bands[:3]
-                data = ds.read(indexes=bands).astype(np.float64)
+                data = ds.read(indexes=bands).astype(np.float32)
                 masks = ds.read_masks(indexes=bands)
     except (RasterioIOError, OSError) as err:
         raise RasterReadError(f"cannot read exemplar image '{p}' ({err})") from err

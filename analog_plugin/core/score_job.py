@@ -1,62 +1,59 @@
 """score_raster: score every tile of a raster against an analogue library (the main job).
 
-Order of work: validate everything cheap first (output path, model contract, device,
-library/model identity, bands, tiling) so a mistake fails in a second, not after an hour; then
-compute the per-layer stretch once; then stream tiles in small batches (memory stays bounded,
-cancel is honoured between reads and batches); finally write atomically.
+Order of work: validate everything cheap first (parameters, output path, model contract, device,
+library/model identity, bands, tiling) so a mistake fails in a second, not after an hour; then the
+layer statistics once; then the tile-embedding stream, each batch matched against the library and
+written to the temp GeoPackage as it comes; finally the atomic publish.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .atomic import validate_output_path
+from . import params as P
+from .atomic import check_not_an_input, validate_output_path
+from .embedding_stream import Progress, TileEmbeddingStream, TileRequest
 from .errors import LibraryError, NoValidTilesError, TilingError
 from .feedback import Feedback, check_cancelled, ensure_feedback
-from .job_common import (
-    Batcher,
-    ScoreSummary,
-    check_batch,
-    check_channels,
-    stretch_info,
-    tile_pixels,
-)
-from .library import (
-    load_library,
-    window_geometry,
-)
+from .gpkg_io import resolve_style, utc_now
+from .library import load_library
 from .model import EmbeddingModel
-from .output_writer import ScoreRecord, resolve_style, write_scores
-from .preprocess import Stretch, prepare_image
+from .paths import bundled_model_path
 from .raster_reader import (
     RasterSource,
-    decimated_shape,
+    bounded_gdal_cache,
     geometries_from_wkb,
     geometries_to_geojson,
 )
+from .score_writer import ScoreWriter
 from .similarity import best_matches
-from .tiling import (
-    TileGrid,
-    check_overlap,
-    check_tile_size,
-    extent_window,
-    make_grid,
-    window_bounds,
-    window_ring,
-)
+from .tile_plan import check_channels, plan_tiles, scale_warning
+from .tiling import window_bounds, window_ring
 
-# -- score_raster ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    n_tiles: int
+    n_scored: int
+    n_skipped: int
+    provider: str
+    seconds: float
+    output_path: Path
+    timing: dict[str, float]
 
 
 def score_raster(
     *,
     raster_path: str | os.PathLike[str],
     library_path: str | os.PathLike[str],
-    model_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str] | None = None,
     tile_size: float | None = None,
     tile_units: str = "pixels",
     overlap: float = 0.0,
@@ -65,7 +62,7 @@ def score_raster(
     bands: Sequence[int] | None = None,
     min_valid: float = 0.5,
     device: str = "auto",
-    batch_size: int = 32,
+    batch_size: int = 64,
     feedback: Feedback | None = None,
     style_qml: str | os.PathLike[str] | None = None,
 ) -> ScoreSummary:
@@ -77,14 +74,17 @@ def score_raster(
     """
     t0 = time.perf_counter()
     fb = ensure_feedback(feedback)
+    tile_size = P.check(P.TILE_SIZE, tile_size)
+    tile_units = P.check(P.TILE_UNITS, tile_units)
+    overlap = float(P.check(P.OVERLAP, overlap))
+    min_valid = float(P.check(P.MIN_VALID, min_valid))
+    device = P.check(P.DEVICE, device)
+    batch_size = int(P.check(P.BATCH_SIZE, batch_size))
+    model_path = model_path or bundled_model_path()
     out = validate_output_path(output_path)
+    check_not_an_input(out, [("INPUT", raster_path), ("LIBRARY", library_path),
+                             ("MODEL", model_path)])
     style = resolve_style(style_qml, "scores.qml")
-    check_batch(batch_size)
-    check_overlap(float(overlap))
-    if tile_size is not None:
-        check_tile_size(float(tile_size), tile_units)
-    if not (isinstance(min_valid, (int, float)) and 0.0 <= min_valid <= 1.0):
-        raise TilingError(f"MIN_VALID {min_valid} must be between 0 and 1 (fraction of a tile)")
     model = EmbeddingModel(model_path, device=device, feedback=fb)
     lib = load_library(library_path, model.sha256, f"the model '{model.path.name}'")
     if lib.embedding_dim != model.embedding_dim:
@@ -97,113 +97,95 @@ def score_raster(
     )
     check_cancelled(fb, "validation")
 
-    with RasterSource(raster_path, bands) as src:
+    with bounded_gdal_cache(), RasterSource(raster_path, bands) as src:
         check_channels(len(src.bands), model.channels)
-        ext = extent_window(src.info.transform, src.info.width, src.info.height, extent)
-        tw, th = tile_pixels(src, model, tile_size, tile_units, ext)
-        grid = make_grid(src.info.width, src.info.height, tw, th, float(overlap), ext)
-        mask_shapes: list[dict[str, Any]] | None = None
-        mask_union = None
-        if mask_wkb:
-            geoms = geometries_from_wkb(mask_wkb, "mask polygon")
-            mask_union = geoms[0].Clone()
-            for g in geoms[1:]:
-                mask_union = mask_union.Union(g)
-            if not mask_union.Intersects(window_geometry(src, ext)):
-                b = window_bounds(src.info.transform, ext)
-                shown = tuple(round(v, 6) for v in b)
-                raise TilingError(
-                    f"the mask polygons do not overlap the processed extent {shown} "
-                    "(raster CRS); give masks in the raster's CRS over the raster"
+        plan = plan_tiles(src, model.contract.tile_px, tile_size, tile_units, overlap, extent)
+        grid = plan.grid
+        fb.pushInfo(plan.describe())
+        warn = scale_warning(plan, lib.tile_m)
+        if warn:
+            fb.pushWarning(warn)
+        mask_shapes, keep = _mask(src, mask_wkb, grid.extent)
+        layer = src.layer_stats(model.contract.percentiles)
+        fb.pushInfo(f"Pixels: {model.contract.describe()}; {layer.describe()}")
+        stream = TileEmbeddingStream(
+            src, (TileRequest(t, t.window) for t in grid), model, layer, fb,
+            batch_size=batch_size, min_valid=min_valid, mask_shapes=mask_shapes, keep=keep,
+        )
+        meta = _run_metadata(model, lib.path, src.path, tile_size, tile_units, overlap,
+                             min_valid, batch_size, extent, bands, plan.tile_w, plan.tile_h)
+        progress = Progress(fb, grid.n_tiles)
+        with ScoreWriter(out, src.info.crs_wkt, src.info.transform, grid, meta, style,
+                         fb) as writer:
+            for batch in stream:
+                m = best_matches(batch.embeddings, lib.embeddings)
+                tw = time.perf_counter()
+                idx = [int(i) for i in m.best_index]
+                writer.append(batch.payloads, m.scores, [lib.classes[i] for i in idx],
+                              [lib.exemplar_ids[i] for i in idx], batch.valid_frac)
+                stream.times.write_s += time.perf_counter() - tw
+                progress.update(batch.done)
+            n_scored = writer.count
+            if n_scored == 0:
+                raise NoValidTilesError(
+                    f"all {grid.n_tiles} tiles have a valid fraction below MIN_VALID={min_valid} "
+                    "(nodata, outside the mask or outside the raster); check the raster's nodata "
+                    "value, the extent/mask, or lower MIN_VALID"
                 )
-            mask_shapes = geometries_to_geojson(mask_wkb)
-        fb.pushInfo(
-            f"Tiling: {grid.n_cols} x {grid.n_rows} = {grid.n_tiles} tiles of {tw} x {th} px, "
-            f"stride {grid.stride_x} x {grid.stride_y} px, over {ext.width} x {ext.height} px"
-        )
-        stretch = src.compute_layer_stretch()
-        fb.pushInfo(stretch_info(stretch))
-        records = _score_tiles(src, grid, model, lib, stretch, mask_shapes, mask_union,
-                               float(min_valid), batch_size, fb)
-        crs_wkt = src.info.crs_wkt
-
-    n_scored = len(records)
-    n_skipped = grid.n_tiles - n_scored
-    if n_scored == 0:
-        raise NoValidTilesError(
-            f"all {grid.n_tiles} tiles have a valid fraction below MIN_VALID={min_valid} "
-            "(nodata, outside the mask or outside the raster); check the raster's nodata value, "
-            "the extent/mask, or lower MIN_VALID"
-        )
-    check_cancelled(fb, "writing")
-    fb.pushInfo(f"Writing {n_scored} tiles to {out}")
-    write_scores(out, records, crs_wkt, style, fb)
+            check_cancelled(fb, "writing")
+            tw = time.perf_counter()
+            writer.finish()
+            stream.times.write_s += time.perf_counter() - tw
+        check_cancelled(fb, "writing")  # cancel during the last step still loses nothing
     fb.setProgress(100.0)
     seconds = time.perf_counter() - t0
+    timing = {**stream.times.as_dict(), "wall_s": round(seconds, 4), "threads": model.threads}
+    fb.pushInfo("Timing: " + json.dumps(timing))
     fb.pushInfo(
-        f"Scored {n_scored} of {grid.n_tiles} tiles ({n_skipped} skipped) in {seconds:.1f} s "
-        f"on {model.provider}"
+        f"Scored {n_scored} of {grid.n_tiles} tiles ({grid.n_tiles - n_scored} skipped) in "
+        f"{seconds:.1f} s on {model.provider} ({n_scored / max(seconds, 1e-9):.0f} tiles/s)"
     )
-    return ScoreSummary(grid.n_tiles, n_scored, n_skipped, model.provider, seconds, out)
+    return ScoreSummary(grid.n_tiles, n_scored, grid.n_tiles - n_scored, model.provider, seconds,
+                        out, timing)
 
 
-def _score_tiles(
-    src: RasterSource,
-    grid: TileGrid,
-    model: EmbeddingModel,
-    lib: Any,
-    stretch: Stretch,
-    mask_shapes: list[dict[str, Any]] | None,
-    mask_union: Any,
-    min_valid: float,
-    batch_size: int,
-    fb: Feedback,
-) -> list[ScoreRecord]:
-    records: list[ScoreRecord] = []
-    batcher = Batcher(model, batch_size)
-    transform = src.info.transform
-    n = grid.n_tiles
-    size = model.input_size
+def _mask(src: RasterSource, mask_wkb: Sequence[bytes], extent: Any) -> tuple[Any, Any]:
+    """GeoJSON mask shapes and a keep(request) filter (tiles touching the mask), or (None, None)."""
+    if not mask_wkb:
+        return None, None
+    geoms = geometries_from_wkb(mask_wkb, "mask polygon")
+    union = geoms[0].Clone()
+    for g in geoms[1:]:
+        union = union.Union(g)
+    from .gpkg_io import polygon_from_ring
 
-    def flush() -> None:
-        emb, payloads = batcher.flush()
-        if not payloads:
-            return
-        m = best_matches(emb, lib.embeddings)
-        for (tile, frac), score, idx in zip(payloads, m.scores, m.best_index, strict=True):
-            records.append(
-                ScoreRecord(
-                    tile_id=tile.tile_id,
-                    row=tile.row,
-                    col=tile.col,
-                    score=float(score),
-                    best_class=lib.classes[int(idx)],
-                    best_exemplar=lib.exemplar_ids[int(idx)],
-                    valid_frac=frac,
-                    ring=tuple(window_ring(transform, tile.window)),
-                )
-            )
+    def footprint(window: Any) -> Any:
+        return polygon_from_ring(window_ring(src.info.transform, window))
 
-    for i, tile in enumerate(grid):
-        check_cancelled(fb, "tiling")
-        if mask_union is not None and not mask_union.Intersects(
-            window_geometry(src, tile.window)
-        ):
-            continue
-        td = src.read_window(tile.window, decimated_shape(tile.width, tile.height, size),
-                             mask_shapes)
-        if td.valid_frac <= 0.0 or td.valid_frac < min_valid:
-            continue
-        x = prepare_image(td.pixels, size, model.channels, model.mean, model.std, td.valid,
-                          stretch)
-        if batcher.add(x, (tile, td.valid_frac)):
-            flush()
-            check_cancelled(fb, "scoring")
-            fb.setProgress(95.0 * (i + 1) / n)
-        elif i % 256 == 0:
-            fb.setProgress(95.0 * (i + 1) / n)
-    flush()
-    check_cancelled(fb, "scoring")
-    return records
+    if not union.Intersects(footprint(extent)):
+        shown = tuple(round(v, 6) for v in window_bounds(src.info.transform, extent))
+        raise TilingError(
+            f"the mask polygons do not overlap the processed extent {shown} (raster CRS); give "
+            "masks in the raster's CRS over the raster"
+        )
+    prepared = union  # OGR geometries are not thread-safe to share; the reader alone uses it
+    return geometries_to_geojson(mask_wkb), lambda req: prepared.Intersects(footprint(req.window))
 
 
+def _run_metadata(model: EmbeddingModel, library: Path, raster: str, tile_size: Any,
+                  tile_units: str, overlap: float, min_valid: float, batch_size: int,
+                  extent: Any, bands: Any, tw: int, th: int) -> dict[str, str]:
+    """Layer metadata: which model, which library, which parameters made these scores."""
+    run = {
+        "INPUT": raster, "LIBRARY": str(library), "MODEL": str(model.path),
+        "TILE_SIZE": tile_size, "TILE_UNITS": tile_units, "tile_px": [tw, th],
+        "OVERLAP": overlap, "MIN_VALID": min_valid, "BATCH_SIZE": batch_size,
+        "EXTENT": extent, "BANDS": list(bands) if bands else None,
+        "preprocessing": model.contract.describe(),
+    }
+    return {
+        "analog_model_sha256": model.sha256,
+        "analog_model_version": model.metadata.version,
+        "analog_parameters": json.dumps(run),
+        "analog_created_utc": utc_now(),
+    }

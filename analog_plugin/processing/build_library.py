@@ -11,23 +11,14 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterBand,
-    QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterField,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterVectorDestination,
 )
+
+from analog_plugin.core import params as P
 
 from . import common
 from .base import AnalogAlgorithm
 from .common import (
-    BANDS,
     OUTPUT,
-    add_device_params,
-    add_model_param,
-    add_param,
-    add_tile_params,
     attach_style,
     core_errors,
     is_unset,
@@ -35,13 +26,13 @@ from .common import (
     polygons_as_wkb,
     raster_file_path,
     read_bands,
-    read_common,
 )
+from .param_factory import add_params, check_scalars, validated
 
-RASTER = "RASTER"
-POLYGONS = "POLYGONS"
-CLASS_FIELD = "CLASS_FIELD"
-IMAGE_FOLDER = "IMAGE_FOLDER"
+RASTER = P.RASTER.name
+POLYGONS = P.POLYGONS.name
+CLASS_FIELD = P.CLASS_FIELD.name
+IMAGE_FOLDER = P.IMAGE_FOLDER.name
 N_EXEMPLARS = "N_EXEMPLARS"
 N_CLASSES = "N_CLASSES"
 CLASSES = "CLASSES"
@@ -64,13 +55,6 @@ Parameters a script can set: RASTER, POLYGONS, CLASS_FIELD, IMAGE_FOLDER, MODEL,
 TILE_UNITS (pixels|metres), BANDS, DEVICE (auto|cpu|cuda), BATCH_SIZE, OUTPUT."""
 
 
-def _is_null(value: Any) -> bool:
-    if value is None:
-        return True
-    is_null = getattr(value, "isNull", None)  # QVariant NULL under QGIS 3
-    return bool(is_null()) if callable(is_null) else False
-
-
 class BuildLibraryAlgorithm(AnalogAlgorithm):
     """Processing algorithm ``analog:buildlibrary``."""
 
@@ -80,59 +64,7 @@ class BuildLibraryAlgorithm(AnalogAlgorithm):
     TAGS = ("mars", "analogue", "library", "exemplar", "embedding", "onnx", "siamese")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
-        add_param(
-            self,
-            QgsProcessingParameterRasterLayer(
-                RASTER, "Exemplar raster (file-based)", optional=True
-            ),
-            "Raster the exemplar POLYGONS are drawn on (e.g. an Earth analogue image). Needed "
-            "with POLYGONS; must be a file GDAL can read.",
-        )
-        add_param(
-            self,
-            QgsProcessingParameterFeatureSource(
-                POLYGONS, "Exemplar polygons", [common.SOURCE_POLYGON], optional=True
-            ),
-            "Polygons outlining exemplar landforms on RASTER, in any CRS (reprojected to the "
-            "raster CRS). Each polygon is cut into tiles of TILE_SIZE, each tile one exemplar.",
-        )
-        add_param(
-            self,
-            QgsProcessingParameterField(
-                CLASS_FIELD, "Class field", parentLayerParameterName=POLYGONS, optional=True
-            ),
-            "Attribute of POLYGONS holding the landform class (e.g. 'yardang'). Empty: the "
-            "polygon layer's name is the class. Polygons with a NULL class are skipped.",
-        )
-        add_param(
-            self,
-            QgsProcessingParameterFile(
-                IMAGE_FOLDER, "Exemplar image folder",
-                behavior=common.FILE_FOLDER, optional=True,
-            ),
-            "Folder with one subfolder per class (the subfolder name is the class) of image "
-            "files (PNG, JPEG, GeoTIFF...); every image is one exemplar.",
-        )
-        add_model_param(self)
-        add_tile_params(self)
-        add_param(
-            self,
-            QgsProcessingParameterBand(
-                BANDS, "Bands", parentLayerParameterName=RASTER, optional=True, allowMultiple=True
-            ),
-            "Bands of RASTER fed to the model (1-based). Empty: all bands (3 bands become luma "
-            "for a 1-channel model).",
-            advanced=True,
-        )
-        add_device_params(self)
-        add_param(
-            self,
-            QgsProcessingParameterVectorDestination(
-                OUTPUT, "Analogue library", type=common.SOURCE_POLYGON
-            ),
-            "Library GeoPackage (.gpkg): layer 'exemplars' (footprints in the raster CRS; image "
-            "exemplars have no geometry) with the embeddings, and the model's metadata.",
-        )
+        add_params(self, P.LIBRARY_PARAMS, bands_parent=RASTER)
         self.addOutput(QgsProcessingOutputNumber(N_EXEMPLARS, "Number of exemplars"))
         self.addOutput(QgsProcessingOutputNumber(N_CLASSES, "Number of classes"))
         self.addOutput(QgsProcessingOutputString(CLASSES, "Classes (comma-separated)"))
@@ -140,7 +72,7 @@ class BuildLibraryAlgorithm(AnalogAlgorithm):
     def checkParameterValues(  # noqa: N802 - QGIS API name
         self, parameters: dict[str, Any], context: QgsProcessingContext
     ) -> tuple[bool, str]:
-        ok, message = common.check_values(self, parameters, context)
+        ok, message = check_scalars(self, parameters, P.LIBRARY_PARAMS, context)
         if not ok:
             return ok, message
         has_raster = not is_unset(parameters, RASTER)
@@ -158,7 +90,7 @@ class BuildLibraryAlgorithm(AnalogAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> tuple[str, list[Any], list[int] | None]:
-        from analog_plugin.core.pipeline import ExemplarPolygon
+        from analog_plugin.core.exemplar_plan import exemplar_polygons
 
         layer = self.parameterAsRasterLayer(parameters, RASTER, context)
         raster_path = raster_file_path(layer, RASTER)
@@ -170,15 +102,9 @@ class BuildLibraryAlgorithm(AnalogAlgorithm):
         field = self.parameterAsString(parameters, CLASS_FIELD, context) or None
         if field and source.fields().lookupField(field) < 0:
             raise QgsProcessingException(f"CLASS_FIELD '{field}' is not a field of POLYGONS.")
-        default_class = source.sourceName() or "exemplar"
-        polygons = []
-        skipped = 0
-        for wkb, value, fid in polygons_as_wkb(source, layer.crs(), context, feedback, field):
-            if field and _is_null(value):
-                skipped += 1
-                continue
-            cls = str(value).strip() if field else default_class
-            polygons.append(ExemplarPolygon(wkb=wkb, class_name=cls, source=f"{raster_path}#{fid}"))
+        rows = polygons_as_wkb(source, layer.crs(), context, feedback, field)
+        polygons, skipped = exemplar_polygons(rows, field, source.sourceName() or "exemplar",
+                                              raster_path)
         if skipped:
             feedback.pushWarning(f"{skipped} polygon(s) with a NULL '{field}' were skipped.")
         if not polygons:
@@ -195,7 +121,8 @@ class BuildLibraryAlgorithm(AnalogAlgorithm):
     ) -> dict[str, Any]:
         if feedback is None:
             feedback = QgsProcessingFeedback()
-        settings = read_common(self, parameters, context)
+        settings = validated(self, parameters, P.LIBRARY_PARAMS, context)
+        model = self.parameterAsFile(parameters, P.MODEL.name, context) or None
         has_raster = not is_unset(parameters, RASTER)
         has_polygons = not is_unset(parameters, POLYGONS)
         folder = None if is_unset(parameters, IMAGE_FOLDER) else self.parameterAsFile(
@@ -216,6 +143,7 @@ class BuildLibraryAlgorithm(AnalogAlgorithm):
             if has_raster:
                 raster_path, polygons, bands = self._polygons(parameters, context, feedback)
             summary = pipeline.build_library(
+                model_path=model,
                 output_path=dest.split("|", 1)[0],
                 raster_path=raster_path,
                 polygons=tuple(polygons),

@@ -1,4 +1,6 @@
-"""Shared helpers of the two algorithms: parameters, validation, error conversion, paths.
+"""Shared glue of the algorithms: enum compatibility, layer/geometry reading, error conversion,
+output paths and styles. Parameter definitions and validation live in core/params.py (built into
+QGIS parameters by ``param_factory``).
 
 Everything heavy (tiling, ONNX, GeoPackage writing) lives in ``analog_plugin.core``; it is imported
 lazily, inside ``processAlgorithm``, so that a missing onnxruntime never breaks the plugin load.
@@ -6,7 +8,6 @@ lazily, inside ``processAlgorithm``, so that a missing onnxruntime never breaks 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,7 +26,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProviderRegistry,
@@ -41,18 +41,6 @@ REPO_DIR = PLUGIN_DIR.parent
 GROUP = "Analogue search"
 GROUP_ID = "analoguesearch"
 
-UNITS = ["pixels", "metres"]
-DEVICES = ["auto", "cpu", "cuda"]
-DEFAULT_BATCH = 32
-MAX_BATCH = 1024  # core.pipeline.MAX_BATCH
-MAX_OVERLAP = 95.0
-
-# Parameter names shared by both algorithms (fixed: users script against them).
-MODEL = "MODEL"
-TILE_SIZE = "TILE_SIZE"
-TILE_UNITS = "TILE_UNITS"
-DEVICE = "DEVICE"
-BATCH_SIZE = "BATCH_SIZE"
 BANDS = "BANDS"
 OUTPUT = "OUTPUT"
 
@@ -98,145 +86,10 @@ FLAG_ADVANCED = _compat("ProcessingParameterFlag", "Advanced", QgsProcessingPara
                         "FlagAdvanced")
 
 
-# ---- parameters ---------------------------------------------------------------------------------
-def add_param(
-    alg: QgsProcessingAlgorithm,
-    param: QgsProcessingParameterDefinition,
-    help_text: str,
-    advanced: bool = False,
-) -> QgsProcessingParameterDefinition:
-    """Add ``param`` with its help text (``setHelp``), optionally flagged advanced."""
-    param.setHelp(help_text)
-    if advanced:
-        param.setFlags(param.flags() | FLAG_ADVANCED)
-    alg.addParameter(param)
-    return param
-
-
-def add_model_param(alg: QgsProcessingAlgorithm) -> None:
-    add_param(
-        alg,
-        QgsProcessingParameterFile(
-            MODEL, "Embedding model (ONNX)", extension="onnx", defaultValue=default_model_path()
-        ),
-        "ONNX embedding network following the plugin's model contract (see docs). Default: the "
-        "model bundled with the plugin. The library and the scoring run must use the same model.",
-    )
-
-
-def add_tile_params(alg: QgsProcessingAlgorithm) -> None:
-    size = QgsProcessingParameterNumber(
-        TILE_SIZE,
-        "Tile size (empty = the model's input size in pixels)",
-        type=NUMBER_DOUBLE,
-        optional=True,
-        minValue=0.0,
-    )
-    add_param(
-        alg,
-        size,
-        "Edge length of the square tiles, in TILE_UNITS. Leave empty to use the model's input "
-        "size in pixels (no resampling). Each tile is resampled to the model input size.",
-    )
-    add_param(
-        alg,
-        QgsProcessingParameterEnum(
-            TILE_UNITS, "Tile size units", options=UNITS, defaultValue="pixels",
-            usesStaticStrings=True,
-        ),
-        "Units of TILE_SIZE: 'pixels' or 'metres'. Metres on a geographic CRS use the CRS's own "
-        "ellipsoid radius (e.g. 3 396 190 m for Mars), so tiles cover the same ground on Mars "
-        "and Earth.",
-    )
-
-
-def add_device_params(alg: QgsProcessingAlgorithm) -> None:
-    add_param(
-        alg,
-        QgsProcessingParameterEnum(
-            DEVICE, "Inference device", options=DEVICES, defaultValue="auto",
-            usesStaticStrings=True,
-        ),
-        "'auto' uses CUDA when onnxruntime offers it, else the CPU; 'cpu' forces the CPU; 'cuda' "
-        "requires the CUDA execution provider (onnxruntime-gpu) and fails otherwise.",
-        advanced=True,
-    )
-    add_param(
-        alg,
-        QgsProcessingParameterNumber(
-            BATCH_SIZE, "Batch size (tiles per inference call)",
-            type=NUMBER_INTEGER, defaultValue=DEFAULT_BATCH,
-            minValue=1, maxValue=MAX_BATCH,
-        ),
-        "Number of tiles sent to the network at once. Larger is faster but uses more memory; "
-        "progress and cancellation are checked between batches.",
-        advanced=True,
-    )
-
-
 # ---- reading parameter values -------------------------------------------------------------------
 def is_unset(parameters: Mapping[str, Any], name: str) -> bool:
     value = parameters.get(name)
     return value is None or (isinstance(value, str) and not value.strip())
-
-
-def read_tile_size(
-    alg: QgsProcessingAlgorithm, parameters: Mapping[str, Any], context: QgsProcessingContext
-) -> float | int | None:
-    if is_unset(parameters, TILE_SIZE):
-        return None
-    size = alg.parameterAsDouble(parameters, TILE_SIZE, context)
-    if not math.isfinite(size) or size <= 0:
-        raise QgsProcessingException(
-            f"TILE_SIZE must be a positive number (got {parameters.get(TILE_SIZE)!r}); leave it "
-            "empty to use the model's input size."
-        )
-    return int(size) if float(size).is_integer() else size
-
-
-def read_enum(
-    alg: QgsProcessingAlgorithm,
-    parameters: Mapping[str, Any],
-    name: str,
-    options: list[str],
-    context: QgsProcessingContext,
-) -> str:
-    raw = parameters.get(name)
-    if raw is None or raw == "":
-        value = str(alg.parameterDefinition(name).defaultValue())
-    elif isinstance(raw, str | int | float):
-        # Static-string enums: the option name itself ("metres"), as scripts and qgis_process
-        # pass it; an index or a misspelling gets the list of valid names.
-        value = str(raw).strip().lower()
-    else:  # QgsProperty (modeler), ...: let QGIS evaluate it
-        value = alg.parameterAsEnumString(parameters, name, context)
-    if value not in options:
-        raise QgsProcessingException(
-            f"{name} must be one of: {', '.join(options)} (got {raw!r})."
-        )
-    return value
-
-
-def read_common(
-    alg: QgsProcessingAlgorithm, parameters: Mapping[str, Any], context: QgsProcessingContext
-) -> dict[str, Any]:
-    """MODEL, TILE_SIZE, TILE_UNITS, DEVICE, BATCH_SIZE, validated, as core keyword arguments."""
-    model = alg.parameterAsFile(parameters, MODEL, context) or default_model_path()
-    batch_raw = parameters.get(BATCH_SIZE)
-    batch = DEFAULT_BATCH if is_unset(parameters, BATCH_SIZE) else alg.parameterAsInt(
-        parameters, BATCH_SIZE, context
-    )
-    if batch < 1 or batch > MAX_BATCH:
-        raise QgsProcessingException(
-            f"BATCH_SIZE must be an integer between 1 and {MAX_BATCH} (got {batch_raw!r})."
-        )
-    return {
-        "model_path": model,
-        "tile_size": read_tile_size(alg, parameters, context),
-        "tile_units": read_enum(alg, parameters, TILE_UNITS, UNITS, context),
-        "device": read_enum(alg, parameters, DEVICE, DEVICES, context),
-        "batch_size": batch,
-    }
 
 
 def read_bands(
@@ -258,19 +111,6 @@ def read_bands(
                 "from 1."
             )
     return bands
-
-
-def check_values(
-    alg: QgsProcessingAlgorithm, parameters: Mapping[str, Any], context: QgsProcessingContext
-) -> tuple[bool, str]:
-    """Shared ``checkParameterValues`` part: clear messages instead of 'Incorrect parameter'."""
-    try:
-        read_common(alg, parameters, context)
-    except QgsProcessingException as err:
-        return False, str(err)
-    except Exception as err:  # unconvertible value, e.g. BATCH_SIZE='many'
-        return False, f"Invalid parameter value: {err}"
-    return True, ""
 
 
 # ---- layers and geometry ------------------------------------------------------------------------

@@ -5,9 +5,11 @@ illumination, same terrain, overlapping crops). A tile-level split would put cop
 tile in the training gallery and turn kNN evaluation into a lookup. Every observation therefore
 lives on exactly one side. AID images are independent scenes, so AID is split per class by file.
 
-Images are decoded once and pushed through ``analog_plugin.core.preprocess.prepare_image``
-(per-image 2-98 % stretch, luma for RGB, area resize) with mean 0 / std 1, i.e. the 0..1 values
-the plugin feeds to the network before normalisation. The result is cached as ``.npy`` so training
+Images are decoded once and pushed through ``analog_plugin.core.preprocess.prepare_image`` under
+the training pixel contract (``TRAIN_PIXELS``: area resize, per-tile 2-98 % stretch, luma for RGB)
+with mean 0 / std 1, i.e. the 0..1 values the plugin feeds to the network before normalisation.
+The exported model declares the same contract, so the plugin prepares every tile the same way.
+The result is cached as ``.npy`` so training
 epochs cost no JPEG decoding.
 """
 
@@ -24,13 +26,25 @@ from pathlib import Path
 
 import numpy as np
 
-from analog_plugin.core.preprocess import prepare_image
+from analog_plugin.core.preprocess import prepare_image, unit_contract
 
 HIRISE_DIR = "hirise-v1"
 AID_DIR = "aid-natural"
 MARS_CLASSES = ("other", "edge", "dark_dune", "bright_dune", "crater", "slope_streak")
 DUNE_CLASSES = ("dark_dune", "bright_dune")
 AID_DUNE_CLASS = "Desert"
+
+TRAIN_PIXELS: dict[str, object] = {
+    "stretch": "tile",
+    "percentiles": (2.0, 98.0),
+    "min_span_fraction": 0.1,
+}
+"""The pixel contract of training; exported into the model's ``preprocessing`` metadata."""
+
+SOURCE_TILE_PX = 227
+"""HiRISE landmark tiles are 227 px; training views cover 0.8-1.0 of them (augment.py)."""
+TILE_PX = round(SOURCE_TILE_PX * 0.9)
+"""Source pixels the model sees per tile on average (204): the default TILE_SIZE it declares."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +262,7 @@ def read_image(path: Path) -> np.ndarray:
 
 def prepare01(raw: np.ndarray, size: int) -> np.ndarray:
     """Plugin preprocessing up to (not including) normalisation: ``(size, size)`` 0..1 luma."""
-    return prepare_image(raw, size, 1, [0.0], [1.0])[0]
+    return prepare_image(raw, unit_contract(size, 1, **TRAIN_PIXELS))[0]  # type: ignore[arg-type]
 
 
 def load_images(

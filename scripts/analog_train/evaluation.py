@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analog_plugin.core.preprocess import prepare_image
-
 from .metrics import (
     accuracy,
     cosine_pairs,
@@ -109,8 +107,10 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
 
 
 def prepare01(raw: np.ndarray, size: int) -> np.ndarray:
-    """The plugin preprocessing with mean 0 / std 1: ``(size, size)`` 0..1."""
-    return prepare_image(raw, size, 1, [0.0], [1.0])[0]
+    """The plugin preprocessing with mean 0 / std 1: ``(size, size)`` 0..1 (data.prepare01)."""
+    from .data import prepare01 as shared
+
+    return shared(raw, size)
 
 
 @dataclass

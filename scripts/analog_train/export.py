@@ -60,8 +60,15 @@ def contract_metadata(
     version: str,
     training_data: str,
     gsd_m: float | None = None,
+    preprocessing: dict[str, object] | None = None,
+    tile_px: int | None = None,
 ) -> dict[str, str]:
-    """The metadata_props of the contract, values JSON-encoded."""
+    """The metadata_props of the contract, values JSON-encoded. ``preprocessing`` and ``tile_px``
+    default to the training pixel contract (data.TRAIN_PIXELS, data.TILE_PX)."""
+    from .data import TILE_PX, TRAIN_PIXELS
+
+    pre = dict(preprocessing if preprocessing is not None else TRAIN_PIXELS)
+    pre["percentiles"] = list(pre.get("percentiles", (2.0, 98.0)))  # type: ignore[call-overload]
     meta = {
         "model_type": MODEL_TYPE,
         "input_channels": input_channels,
@@ -72,6 +79,8 @@ def contract_metadata(
         "gsd_m": gsd_m,
         "version": version,
         "training_data": training_data,
+        "preprocessing": pre,
+        "tile_px": tile_px if tile_px is not None else TILE_PX,
     }
     return {k: json.dumps(v) for k, v in meta.items()}
 

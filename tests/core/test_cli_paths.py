@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from osgeo import ogr, osr
 
+from analog_plugin.core import cli as analog_cli
 from analog_plugin.core import paths
 from tests.core.conftest import MakeRaster
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-import analog_cli  # noqa: E402
 
 
 def _vector(path: Path, wkts: list[tuple[str, str]], epsg: int) -> Path:
@@ -43,15 +42,16 @@ def test_cli_build_and_score(tmp_path: Path, three_band_raster: Path, mean_model
          "500640 3999680))", "high"),
     ], 32633)
     lib = tmp_path / "lib.gpkg"
-    rc = analog_cli.main(["build-library", "--model", str(mean_model), "--output", str(lib),
-                          "--raster", str(three_band_raster), "--polygons", str(vec), "-q"])
+    rc = analog_cli.main(["-q", "build-library", "--model", str(mean_model), "--output",
+                          str(lib), "--raster", str(three_band_raster), "--polygons", str(vec),
+                          "--class-field", "class_name"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out == {"n_exemplars": 1, "classes": ["high"], "output_path": str(lib)}
     scores = tmp_path / "s.gpkg"
-    rc = analog_cli.main(["score", "--model", str(mean_model), "--raster",
+    rc = analog_cli.main(["-q", "score", "--model", str(mean_model), "--raster",
                           str(three_band_raster), "--library", str(lib), "--output",
-                          str(scores), "--tile-size", "32", "--overlap", "0", "-q"])
+                          str(scores), "--tile-size", "32", "--overlap", "0"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["n_tiles"], out["n_scored"]) == (3, 3)
@@ -73,8 +73,9 @@ def test_cli_reprojects_polygons(tmp_path: Path, make_raster: MakeRaster, mean_m
     g.Transform(ct)
     vec = _vector(tmp_path / "ll.gpkg", [(g.ExportToWkt(), "rock")], 4326)
     lib = tmp_path / "lib.gpkg"
-    rc = analog_cli.main(["build-library", "--model", str(mean_model), "--output", str(lib),
-                          "--raster", str(r), "--polygons", str(vec), "-q"])
+    rc = analog_cli.main(["-q", "build-library", "--model", str(mean_model), "--output",
+                          str(lib), "--raster", str(r), "--polygons", str(vec),
+                          "--class-field", "class_name"])
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["n_exemplars"] == 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,41 @@ from analog_plugin.core.errors import (
     LibraryModelMismatchError,
     OutputError,
 )
+from analog_plugin.core.feedback import Feedback, NullFeedback
+from analog_plugin.core.gpkg_io import resolve_style
 from analog_plugin.core.library import Exemplar, load_library, write_library
-from analog_plugin.core.output_writer import ScoreRecord, resolve_style, write_scores
+from analog_plugin.core.score_writer import ScoreWriter
+from analog_plugin.core.tiling import Tile, make_grid
 from tests.core.conftest import MARS_TIF
 
 SHA_A = "a" * 64
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """A scored unit tile at column ``col`` (footprint x in [col, col+1], y in [0, 1])."""
+
+    tile_id: int
+    col: int
+    score: float
+    best_class: str
+    best_exemplar: str
+    valid_frac: float
+
+
+def write_scores(path: Path, records: list[ScoreRecord], crs_wkt: str,
+                 qml: Path | None = None, fb: Feedback | None = None) -> Path:
+    """Write records through the streaming ScoreWriter, one batch each (transform: x = col,
+    y = row, so tile (0, c) covers [c, c+1] x [0, 1])."""
+    grid = make_grid(max(len(records), 1), 1, 1)
+    with ScoreWriter(path, crs_wkt, (1, 0, 0, 0, 1, 0), grid, {}, qml,
+                     fb or NullFeedback()) as w:
+        for r in records:
+            tile = Tile(r.tile_id, 0, r.col, r.col, 0, 1, 1)
+            w.append([tile], np.array([r.score]), [r.best_class], [r.best_exemplar],
+                     np.array([r.valid_frac]))
+        w.finish()
+    return path.absolute()
 SHA_B = "b" * 64
 
 
@@ -77,7 +108,7 @@ def test_library_errors(tmp_path: Path) -> None:
         write_library(tmp_path / "e.gpkg", [], crs_wkt="", model_sha256=SHA_A,
                       model_version="1", input_size=32)
     # a scores file is not a library
-    rec = ScoreRecord(0, 0, 0, 0.5, "c", "e", 1.0, ((0, 0), (1, 0), (1, 1), (0, 1), (0, 0)))
+    rec = ScoreRecord(0, 0, 0.5, "c", "e", 1.0)
     s = write_scores(tmp_path / "s.gpkg", [rec], "")
     with pytest.raises(LibraryError, match="not an analogue library"):
         load_library(s)
@@ -85,8 +116,7 @@ def test_library_errors(tmp_path: Path) -> None:
 
 def _records(n: int = 3) -> list[ScoreRecord]:
     return [
-        ScoreRecord(i, 0, i, 0.25 * i, "dunes", f"dunes#1_{i}", 1.0 - 0.1 * i,
-                    ((i, 0.0), (i + 1, 0.0), (i + 1, 1.0), (i, 1.0), (i, 0.0)))
+        ScoreRecord(i, i, 0.25 * i, "dunes", f"dunes#1_{i}", 1.0 - 0.1 * i)
         for i in range(n)
     ]
 

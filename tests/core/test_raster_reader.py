@@ -9,7 +9,7 @@ import pytest
 from osgeo import ogr
 
 from analog_plugin.core.errors import RasterReadError
-from analog_plugin.core.preprocess import prepare_image
+from analog_plugin.core.preprocess import prepare_image, unit_contract
 from analog_plugin.core.raster_reader import (
     RasterSource,
     decimated_shape,
@@ -56,10 +56,10 @@ def test_float_nan_is_invalid_without_nodata(make_raster: MakeRaster) -> None:
     a[1, 0] = np.inf
     with RasterSource(make_raster(a)) as src:
         td = src.read_window(PixelWindow(0, 0, 10, 10))
-        st = src.compute_layer_stretch()
+        st = src.layer_stats()
     assert td.valid_frac == pytest.approx(94 / 100)
     assert np.isfinite(st.low[0]) and np.isfinite(st.high[0])
-    x = prepare_image(td.pixels, 8, 1, [0.0], [1.0], td.valid, st)
+    x = prepare_image(td.pixels, unit_contract(8), td.valid, st)
     assert np.isfinite(x).all()
 
 
@@ -67,7 +67,7 @@ def test_stretch_excludes_nodata_and_uses_percentiles(make_raster: MakeRaster) -
     a = np.tile(np.arange(100, dtype=np.uint16), (100, 1)) + 1000  # 1000..1099 uniform
     a[:50, :] = 0  # half nodata: must not pull the low percentile to 0
     with RasterSource(make_raster(a, nodata=0)) as src:
-        st = src.compute_layer_stretch()
+        st = src.layer_stats()
     vals = np.arange(1000, 1100, dtype=float)
     assert st.low[0] == pytest.approx(np.percentile(np.tile(vals, 50), 2))
     assert st.high[0] == pytest.approx(np.percentile(np.tile(vals, 50), 98))
@@ -76,7 +76,7 @@ def test_stretch_excludes_nodata_and_uses_percentiles(make_raster: MakeRaster) -
 def test_stretch_decimated_read_for_large_raster(make_raster: MakeRaster) -> None:
     a = np.tile(np.linspace(0, 1000, 3000, dtype=np.float32), (40, 1))
     with RasterSource(make_raster(a)) as src:
-        st = src.compute_layer_stretch(max_side=1024)
+        st = src.layer_stats(max_side=1024)
     assert st.low[0] == pytest.approx(20, abs=2)
     assert st.high[0] == pytest.approx(980, abs=2)
 

@@ -11,8 +11,9 @@ import numpy as np
 import rasterio
 from qgis.core import QgsVectorLayer
 
-from analog_plugin.core.preprocess import LUMA_WEIGHTS, compute_stretch
 from tests.onnx_models import expected_mean_embedding
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, written out here as an independent oracle
 
 # Exemplar means of the synthetic library (tests/qgis/conftest.py::image_folder).
 LIBRARY_MEANS = {"bright": 0.5, "dark": 0.25}
@@ -31,10 +32,11 @@ def tile_mean01(
     valid = np.ones(arr.shape[1:], bool) if nodata is None else np.all(arr != nodata, axis=0)
     if bands:
         arr = arr[[b - 1 for b in bands]]
-    stretch = compute_stretch(arr, valid)
+    lo = np.array([np.percentile(b[valid], 2) for b in arr])[:, None, None]
+    hi = np.array([np.percentile(b[valid], 98) for b in arr])[:, None, None]
     tile = arr[:, row_off:row_off + size, col_off:col_off + size]
     tvalid = valid[row_off:row_off + size, col_off:col_off + size]
-    s = stretch.apply(tile).astype(np.float64)
+    s = np.clip((tile - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
     if s.shape[0] == 3:
         s = np.tensordot(np.asarray(LUMA_WEIGHTS), s, axes=1)[None]
     return float(s[0][tvalid].mean())

@@ -12,7 +12,7 @@ from analog_train.export import contract_metadata, export_onnx, onnx_embed, pari
 from analog_train.net import EmbeddingNet, count_macs
 from analog_train.trainer import TrainConfig, build_model, seed_everything, train, train_step
 
-from analog_plugin.core.preprocess import prepare_image
+from analog_plugin.core.preprocess import PixelContract, prepare_image
 
 SIZE = 32
 WIDTHS = (8, 8, 16, 16)
@@ -107,13 +107,18 @@ def test_export_contract_and_parity_on_real_tiles(tmp_path: Path, fixture_dir: P
     assert got["model_type"] == "analog-embedding" and got["gsd_m"] is None
     assert got["input_size"] == SIZE and got["mean"] == [0.5] and got["embedding_dim"] == 16
     assert set(got) == {"model_type", "input_channels", "input_size", "mean", "std",
-                        "embedding_dim", "gsd_m", "version", "training_data"}
+                        "embedding_dim", "gsd_m", "version", "training_data",
+                        "preprocessing", "tile_px"}
+    assert got["preprocessing"] == {"stretch": "tile", "percentiles": [2.0, 98.0],
+                                    "min_span_fraction": 0.1}
+    assert got["tile_px"] == 204  # 0.9 x the 227 px training tiles
     import onnx
 
     raw = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert json.loads(raw["std"]) == [0.25]
     files = sorted(fixture_dir.glob("*/*.jpg"))
-    x = np.stack([prepare_image(read_image(f), SIZE, 1, [0.5], [0.25]) for f in files])
+    contract = PixelContract(SIZE, 1, (0.5,), (0.25,), stretch="tile")
+    x = np.stack([prepare_image(read_image(f), contract) for f in files])
     assert parity(net, out, x) < 1e-4
     for n in (1, 3):  # dynamic batch axis
         e = onnx_embed(out, x[:n])

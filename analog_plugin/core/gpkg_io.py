@@ -1,4 +1,5 @@
-"""Scores GeoPackage writer (atomic) and the QGIS ``layer_styles`` default style.
+"""Generic GeoPackage I/O with OGR: data sources, layers, fields, WKB polygons, layer metadata and
+the QGIS ``layer_styles`` default style. Knows nothing about scores or libraries.
 
 Why ``layer_styles``: QGIS looks for a row with useAsDefault=1 when it opens a GeoPackage layer,
 in the desktop, in qgis_process output loaded later and on another machine. Storing the QML in
@@ -9,37 +10,20 @@ exactly as QGIS itself does (FID ``id``, registered in gpkg_contents as an attri
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from osgeo import ogr, osr
 
-from .atomic import atomic_output
 from .errors import OutputError
-from .feedback import Feedback, ensure_feedback
 from .paths import style_path
-from .style_breaks import fit_graduated_ranges
 
-SCORES_LAYER = "scores"
 GEOMETRY_COLUMN = "geom"
 STYLES_TABLE = "layer_styles"
-
-
-@dataclass(frozen=True)
-class ScoreRecord:
-    """One output feature: a scored tile and its footprint ring (map coords, raster CRS)."""
-
-    tile_id: int
-    row: int
-    col: int
-    score: float
-    best_class: str
-    best_exemplar: str
-    valid_frac: float
-    ring: tuple[tuple[float, float], ...]
 
 
 def make_srs(crs_wkt: str) -> osr.SpatialReference | None:
@@ -57,6 +41,29 @@ def make_srs(crs_wkt: str) -> osr.SpatialReference | None:
             return None
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     return srs
+
+
+def utc_now() -> str:
+    """Current UTC time as ISO 8601 (``datetime.UTC`` is Python 3.11+, QGIS 3.34 ships 3.10)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: UP017
+
+
+_WKB_HEADER = struct.pack("<BII", 1, 3, 1)  # little endian, wkbPolygon, one ring
+
+
+def polygon_wkbs(rings: np.ndarray) -> list[bytes]:
+    """``(N, K, 2)`` closed rings -> N WKB polygons, built in one go (no per-point OGR calls)."""
+    rings = np.ascontiguousarray(rings, dtype="<f8")
+    n, k = rings.shape[:2]
+    head = _WKB_HEADER + struct.pack("<I", k)
+    body = rings.reshape(n, 2 * k).view(np.uint8)  # (N, 16 K) bytes, x/y float64 pairs
+    return [head + row.tobytes() for row in body]
+
+
+def set_layer_metadata(layer: Any, items: Mapping[str, str]) -> None:
+    """GDAL metadata items on a layer (stored in the GeoPackage's gpkg_metadata tables)."""
+    for key, value in items.items():
+        layer.SetMetadataItem(str(key), str(value))
 
 
 def polygon_from_ring(ring: Sequence[tuple[float, float]]) -> ogr.Geometry:
@@ -169,68 +176,9 @@ def add_default_style(
         "description": description,
         "owner": "",
         "ui": "",
-        "update_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "update_time": utc_now(),
     }
     for k, v in values.items():
         feat.SetField(k, v)
     if lyr.CreateFeature(feat) != 0:
         raise OutputError("cannot write the default style into layer_styles")
-
-
-def write_scores(
-    path: str | os.PathLike[str],
-    records: Sequence[ScoreRecord],
-    crs_wkt: str,
-    style_qml: Path | None = None,
-    feedback: Feedback | None = None,
-) -> Path:
-    """Write the ``scores`` layer atomically; ``style_qml`` (a resolved, existing QML or None)
-    becomes its default style. Returns the final path."""
-    fb = ensure_feedback(feedback)
-    qml = read_style(style_qml)
-    target = Path(os.fspath(path)).absolute()
-    srs = make_srs(crs_wkt)
-    with atomic_output(target) as tmp:
-        ds = create_gpkg(tmp)
-        try:
-            lyr = create_layer(ds, SCORES_LAYER, srs, ogr.wkbPolygon)
-            add_fields(
-                lyr,
-                [
-                    ("tile_id", ogr.OFTInteger64),
-                    ("row", ogr.OFTInteger),
-                    ("col", ogr.OFTInteger),
-                    ("score", ogr.OFTReal),
-                    ("best_class", ogr.OFTString),
-                    ("best_exemplar", ogr.OFTString),
-                    ("valid_frac", ogr.OFTReal),
-                ],
-            )
-            defn = lyr.GetLayerDefn()
-            lyr.StartTransaction()
-            for r in records:
-                feat = ogr.Feature(defn)
-                feat.SetField("tile_id", int(r.tile_id))
-                feat.SetField("row", int(r.row))
-                feat.SetField("col", int(r.col))
-                feat.SetField("score", float(r.score))
-                feat.SetField("best_class", r.best_class)
-                feat.SetField("best_exemplar", r.best_exemplar)
-                feat.SetField("valid_frac", float(r.valid_frac))
-                feat.SetGeometry(polygon_from_ring(r.ring))
-                if lyr.CreateFeature(feat) != 0:
-                    raise OutputError(f"cannot write tile {r.tile_id} to '{target}'")
-            lyr.CommitTransaction()
-            if qml is not None:
-                fitted = fit_graduated_ranges(qml, [r.score for r in records])
-                add_default_style(
-                    ds, SCORES_LAYER, fitted, "scores", "Mars Analogue Finder scores"
-                )
-            else:
-                fb.pushWarning(
-                    "no default style found (resources/styles/scores.qml); the layer is written "
-                    "without a stored style"
-                )
-        finally:
-            ds = None  # closes and flushes the GeoPackage before os.replace
-    return target

@@ -1,0 +1,68 @@
+"""How many CPU threads the engine may use: the CPUs this process may really run on.
+
+Why not ``os.cpu_count()``: in a container or a SLURM job the machine may have 64 cores while the
+process is pinned to 2 (affinity) or throttled to 2 cores' worth of time (cgroup ``cpu.max``);
+onnxruntime with 64 threads there is several times slower than with 2. Why not "all but one": on a
+2-core laptop that halves inference speed, while the reader thread that prepares tiles needs far
+less than a core (it sleeps in GDAL and numpy without the GIL).
+
+Setting: the environment variable ``ANALOG_THREADS`` (a positive integer) overrides everything.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+THREADS_ENV = "ANALOG_THREADS"
+MAX_DEFAULT_THREADS = 16
+"""onnxruntime scales poorly beyond this for small convnets; more needs ANALOG_THREADS."""
+
+
+def affinity_cpus() -> int:
+    """CPUs in this process's affinity mask (``os.cpu_count()`` where the OS has no affinity)."""
+    getter = getattr(os, "sched_getaffinity", None)
+    if getter is not None:
+        try:
+            return max(1, len(getter(0)))
+        except OSError:
+            pass
+    return max(1, os.cpu_count() or 1)
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPU quota of this process's cgroup in cores (v2 ``cpu.max`` or v1 cfs files), or None."""
+    candidates = [root / "cpu.max"]
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            parts = line.split(":", 2)
+            if len(parts) == 3 and parts[0] == "0":
+                candidates.insert(0, root / parts[2].lstrip("/") / "cpu.max")
+    except OSError:
+        pass
+    for path in candidates:
+        try:
+            quota, period = path.read_text().split()[:2]
+        except (OSError, ValueError):
+            continue
+        if quota != "max" and float(period) > 0:
+            return float(quota) / float(period)
+    try:
+        q = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        p = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return q / p if q > 0 and p > 0 else None
+
+
+def default_threads() -> int:
+    """``ANALOG_THREADS`` if set, else min(affinity CPUs, cgroup quota rounded up, 16)."""
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    n = affinity_cpus()
+    quota = cgroup_cpu_limit()
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, min(n, MAX_DEFAULT_THREADS))

@@ -1,0 +1,62 @@
+"""Polygons from a vector file with OGR, reprojected to a raster's CRS (the command line's reader;
+QGIS reads its own layers). The class rule is shared with the toolbox: ``exemplar_polygons``."""
+
+from __future__ import annotations
+
+from osgeo import ogr, osr
+
+from .errors import TilingError
+
+
+def read_polygons(
+    path: str, target_wkt: str, layer: str | None = None, class_field: str | None = None,
+) -> tuple[list[tuple[bytes, object, int]], str]:
+    """``[(WKB in the target CRS, class value or None, fid)]`` and the layer name."""
+    ds = ogr.Open(path)
+    if ds is None:
+        raise TilingError(f"cannot open vector file '{path}'; give a GeoPackage, shapefile, ...")
+    lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)
+    if lyr is None:
+        raise TilingError(f"layer '{layer}' not found in '{path}'")
+    defn = lyr.GetLayerDefn()
+    if class_field and defn.GetFieldIndex(class_field) < 0:
+        fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+        raise TilingError(f"class field '{class_field}' is not a field of '{path}' ({fields})")
+    transform = _transform(lyr.GetSpatialRef(), target_wkt, path)
+    rows: list[tuple[bytes, object, int]] = []
+    for feat in lyr:
+        geom = feat.GetGeometryRef()
+        if geom is None or geom.IsEmpty():
+            continue
+        g = geom.Clone()
+        if transform is not None and g.Transform(transform) != 0:
+            raise TilingError(
+                f"feature {feat.GetFID()} of '{path}' cannot be reprojected to the raster CRS "
+                "(different celestial bodies?); give polygons in the raster's CRS"
+            )
+        if not g.IsValid():
+            g = g.MakeValid() or g
+        value = feat.GetField(class_field) if class_field else None
+        rows.append((bytes(g.ExportToWkb()), value, int(feat.GetFID())))
+    return rows, lyr.GetName()
+
+
+def _transform(src_srs: osr.SpatialReference | None, target_wkt: str, path: str) -> object:
+    if src_srs is None or not target_wkt:
+        return None
+    dst = osr.SpatialReference()
+    if dst.ImportFromWkt(target_wkt) != 0 or src_srs.IsSame(dst):
+        return None
+    src = src_srs.Clone()
+    src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    try:
+        ct = osr.CoordinateTransformation(src, dst)
+    except (RuntimeError, TypeError):
+        ct = None
+    if ct is None:
+        raise TilingError(
+            f"the polygons of '{path}' ({src.GetName()}) cannot be transformed to the raster CRS "
+            f"({dst.GetName()}): different celestial bodies? give polygons in the raster's CRS"
+        )
+    return ct
