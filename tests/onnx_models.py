@@ -266,3 +266,57 @@ __all__ = [
     "make_broken_model",
     "make_mean_model",
 ]
+
+
+def layout_weights(input_size: int) -> np.ndarray:
+    """``[S*S, 3]`` weights of ``make_layout_model``: a column ramp, a row ramp and a pixel
+    checker, all zero-mean, plus a small constant so the norm never vanishes. A transposed tile
+    swaps the first two, a flipped one negates one, a shifted one changes all three: every
+    layout error changes the embedding."""
+    s = input_size
+    r, c = np.mgrid[0:s, 0:s].astype(np.float64)
+    centre = (s - 1) / 2
+    w = np.stack([(c - centre) / s, (r - centre) / s + 0.3 * (c - centre) / s,
+                  ((r + 2 * c) % 3 - 1) / 2 + 0.02], axis=-1)
+    return w.reshape(s * s, 3)
+
+
+def expected_layout_embedding(tile01: np.ndarray) -> np.ndarray:
+    """Embedding of ``make_layout_model`` (mean 0 / std 1 metadata) for a ``(S, S)`` 0..1 tile."""
+    v = tile01.reshape(-1).astype(np.float64) @ layout_weights(tile01.shape[0])
+    return v / np.linalg.norm(v)
+
+
+def make_layout_model(path: str | Path, input_size: int = 16, **meta_overrides: Any) -> Path:
+    """A 1-channel model sensitive to pixel layout: ``normalize(flatten(x) @ layout_weights)``.
+
+    Unlike the mean model (blind to transposes, flips and shifts), any pixel that reaches the
+    network in the wrong place changes its output, so pipeline tests built on it fail when the
+    reader, the resize or the batching lay pixels out wrongly.
+    """
+    s = input_size
+    meta = default_metadata(s, 1, 3)
+    meta.update(meta_overrides)
+    nodes = [
+        helper.make_node("Reshape", ["image", "shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "W"], ["lin"]),
+        helper.make_node("LpNormalization", ["lin"], ["embedding"], axis=1, p=2),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([-1, s * s], dtype=np.int64), "shape"),
+        numpy_helper.from_array(layout_weights(s).astype(np.float32), "W"),
+    ]
+    graph = helper.make_graph(
+        nodes, "analog_test_layout_model",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, s, s])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    _set_metadata(model, meta, {})
+    onnx.checker.check_model(model)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return out

@@ -31,6 +31,7 @@ from .model import EmbeddingModel
 from .paths import bundled_model_path
 from .preprocess import prepare_image
 from .raster_reader import RasterSource, bounded_gdal_cache, list_image_files, read_image_file
+from .threads import single_threaded_blas
 from .tile_plan import check_channels, ground_size_m, tile_pixels
 from .tiling import PixelWindow
 
@@ -125,7 +126,7 @@ def _embed_polygons(
     model: EmbeddingModel, tile_size: float | None, tile_units: str,
     bands: Sequence[int] | None, batch_size: int, exemplars: list[Exemplar], fb: Feedback,
 ) -> tuple[str, dict[str, str]]:
-    with bounded_gdal_cache(), RasterSource(raster_path, bands) as src:
+    with bounded_gdal_cache(), single_threaded_blas(), RasterSource(raster_path, bands) as src:
         check_channels(len(src.bands), model.channels)
         full = PixelWindow(0, 0, src.info.width, src.info.height)
         tw, th = tile_pixels(src, model.contract.tile_px, tile_size, tile_units, full)

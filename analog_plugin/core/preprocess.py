@@ -23,6 +23,7 @@ For one image file the "layer" is the image itself (:func:`image_stats`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -147,15 +148,34 @@ def area_weights(n_in: int, n_out: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def resize_batch(x: np.ndarray, size: int) -> np.ndarray:
-    """``(..., h, w)`` -> ``(..., size, size)`` float32 by area averaging (see area_weights)."""
-    h, w = x.shape[-2:]
-    x = np.asarray(x, dtype=np.float32)
-    if (h, w) == (size, size):
+BLOCK_MAX = 64
+"""Ratios p:q (lowest terms) with p up to this are resized block by block (see resize_batch)."""
+
+
+def _resize_last(x: np.ndarray, size: int) -> np.ndarray:
+    """Area-resize the last axis of ``x`` (float32) to ``size``."""
+    n_in = x.shape[-1]
+    if n_in == size:
         return x
-    wy = area_weights(h, size)
-    wx = area_weights(w, size)
-    return np.matmul(np.matmul(wy, x), wx.T)
+    g = math.gcd(n_in, size)
+    p, q = n_in // g, size // g
+    if p <= BLOCK_MAX and n_in > size:
+        # The weights repeat every p inputs / q outputs: one small (p, q) product per block,
+        # q multiply-adds per input pixel instead of `size` with the full matrix.
+        blocks = x.reshape(*x.shape[:-1], g, p)
+        return (blocks @ area_weights(p, q).T).reshape(*x.shape[:-1], size)
+    return x @ area_weights(n_in, size).T
+
+
+def resize_batch(x: np.ndarray, size: int) -> np.ndarray:
+    """``(..., h, w)`` -> ``(..., size, size)`` float32 by area averaging (see area_weights):
+    columns, then rows (the same exact weights either way; block-wise when the ratio allows)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[-2:] == (size, size):
+        return x
+    x = _resize_last(x, size)
+    x = _resize_last(np.swapaxes(x, -1, -2), size)
+    return np.ascontiguousarray(np.swapaxes(x, -1, -2))
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -176,28 +196,52 @@ def _fill_invalid(x: np.ndarray, valid: np.ndarray, fallback: np.ndarray) -> np.
     return out
 
 
+def _sorted_percentiles(
+    flat: np.ndarray, q: np.ndarray, n_valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``np.percentile(values, q)`` (linear method) along the last axis, for a whole batch in one
+    sort. With ``n_valid`` (per row), invalid values must have been set to +inf so they sort
+    last, and each row's percentiles are taken over its first ``n_valid`` values."""
+    srt = np.sort(flat, axis=-1)
+    n = np.full(srt.shape[:-1], srt.shape[-1]) if n_valid is None else n_valid
+    out = []
+    for frac in q / 100.0:
+        pos = frac * np.maximum(n - 1, 0)
+        i = np.floor(pos).astype(np.int64)
+        j = np.minimum(i + 1, np.maximum(n - 1, 0))
+        t = (pos - i).astype(np.float32)
+        lo = np.take_along_axis(srt, i[..., None], axis=-1)[..., 0]
+        hi = np.take_along_axis(srt, j[..., None], axis=-1)[..., 0]
+        out.append((lo * (1 - t) + hi * t).astype(np.float64))
+    return out[0], out[1]
+
+
+def _nearest_mask(valid: np.ndarray, size: int) -> np.ndarray:
+    """``(N, h, w)`` validity sampled at the centres of a ``size x size`` grid (no arithmetic:
+    which resized pixels may enter the percentile sample)."""
+    h, w = valid.shape[-2:]
+    iy = ((np.arange(size) + 0.5) * h / size).astype(np.int64)
+    ix = ((np.arange(size) + 0.5) * w / size).astype(np.int64)
+    return valid[:, iy][:, :, ix]
+
+
 def _tile_bounds(
     x: np.ndarray, valid: np.ndarray | None, contract: PixelContract, layer: LayerStats
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-tile, per-band stretch bounds ``(N, B)`` for tile mode (see module docstring)."""
+    """Per-tile, per-band stretch bounds ``(N, B)`` for tile mode (see module docstring):
+    percentiles of the resized tile's valid pixels, span floored at a fraction of the layer's."""
     n, b = x.shape[:2]
     flat = x.reshape(n, b, -1)
     q = np.asarray(contract.percentiles, dtype=np.float64)
-    lo = np.empty((n, b), np.float64)
-    hi = np.empty((n, b), np.float64)
-    full = np.ones(n, bool) if valid is None else valid.reshape(n, -1).all(axis=1)
-    if full.any():
-        p = np.percentile(flat[full], q, axis=-1)  # (2, n_full, B)
-        lo[full], hi[full] = p[0], p[1]
-    for i in np.flatnonzero(~full):
-        assert valid is not None
-        v = valid[i].ravel()
-        for band in range(b):
-            vals = flat[i, band][v] if v.any() else flat[i, band]
-            lo[i, band], hi[i, band] = np.percentile(vals, q)
+    if valid is None:
+        lo, hi = _sorted_percentiles(flat, q)
+    else:
+        v = valid.reshape(n, 1, -1)
+        v = np.where(v.any(axis=-1, keepdims=True), v, True)  # no valid pixel: use them all
+        lo, hi = _sorted_percentiles(np.where(v, flat, np.inf), q,
+                                     np.broadcast_to(v.sum(axis=-1), (n, b)))
     floor = contract.min_span_fraction * layer.span[None, :]
-    span = hi - lo
-    short = span < floor
+    short = (hi - lo) < floor
     if short.any():
         mid = (lo + hi) / 2
         lo = np.where(short, mid - floor / 2, lo)
@@ -245,9 +289,7 @@ def prepare_batch(
         x = _fill_invalid(x, valid, mid)
     size = contract.input_size
     x = resize_batch(x, size)
-    small_valid = None
-    if valid is not None:
-        small_valid = resize_batch(valid.astype(np.float32), size) >= 0.5
+    small_valid = None if valid is None else _nearest_mask(valid, size)
     if contract.stretch == "tile":
         lo, hi = _tile_bounds(x, small_valid, contract, layer)
     else:

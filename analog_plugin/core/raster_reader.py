@@ -51,6 +51,9 @@ STRETCH_MAX_SIDE = 1024
 DECIMATE_FACTOR = 4
 """Windows larger than DECIMATE_FACTOR x model input are read with out_shape at 2x the input."""
 
+STRIP_MAX_BYTES = 96 * 1024 * 1024
+"""Largest row strip (float32, all selected bands) kept to serve a tile row's reads."""
+
 GDAL_CACHE_MB = 64
 """Upper bound of GDAL's block cache while a job streams through a raster."""
 
@@ -191,11 +194,38 @@ class RasterSource:
         self._affine: Affine = t
         # Masks only where they can say something: a nodata value, an alpha band, a .msk file.
         # Float data is checked with isfinite anyway.
-        flags = ds.mask_flag_enums
-        self.has_mask = ds.nodata is not None or any(
-            list(f) != [MaskFlags.all_valid] for i, f in enumerate(flags) if i + 1 in self.bands
-        )
+        flags = [list(f) for i, f in enumerate(ds.mask_flag_enums) if i + 1 in self.bands]
+        self.has_mask = ds.nodata is not None or any(f != [MaskFlags.all_valid] for f in flags)
+        # A mask that only says "pixel == nodata" is computed from the data itself: reading the
+        # mask band too would double the I/O and fill GDAL's cache with mask blocks.
+        self._nodata_only = ds.nodata is not None and all(f == [MaskFlags.nodata] for f in flags)
         self._is_float = any(np.dtype(ds.dtypes[b - 1]).kind == "f" for b in self.bands)
+        self._strip_cols: tuple[int, int] | None = None
+        self._strip: tuple[int, int, np.ndarray, np.ndarray] | None = None
+
+    def use_row_strips(self, col_off: int, width: int) -> bool:
+        """Serve full-resolution window reads from row strips ``[col_off, col_off + width)``.
+
+        Why: a grid read in row-major order asks GDAL for thousands of small windows, each with
+        its own Python and GDAL call overhead; one strip per tile row costs one call. Enabled only
+        when a strip of the tallest plausible tile (512 rows) stays under STRIP_MAX_BYTES.
+        """
+        if len(self.bands) * width * 512 * 4 > STRIP_MAX_BYTES:
+            return False
+        self._strip_cols = (col_off, width)
+        return True
+
+    def _strip_read(self, inner: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+        assert self._strip_cols is not None
+        c0, w = self._strip_cols
+        s = self._strip
+        if s is None or not (s[0] <= inner.row_off and inner.row_end <= s[1]):
+            win = PixelWindow(c0, inner.row_off, w, inner.height)
+            pixels, valid = self._read(win, None, Resampling.nearest)
+            s = self._strip = (inner.row_off, inner.row_end, pixels, valid)
+        r0, r1 = inner.row_off - s[0], inner.row_end - s[0]
+        k0, k1 = inner.col_off - c0, inner.col_end - c0
+        return s[2][:, r0:r1, k0:k1], s[3][r0:r1, k0:k1]
 
     # -- context manager -------------------------------------------------------------------
     def close(self) -> None:
@@ -224,7 +254,7 @@ class RasterSource:
                 indexes=list(self.bands), window=win, out_shape=shape, resampling=resampling
             )
             masks = None
-            if self.has_mask:
+            if self.has_mask and not self._nodata_only:
                 masks = self._ds.read_masks(
                     indexes=list(self.bands), window=win, out_shape=shape,
                     resampling=Resampling.nearest,
@@ -233,10 +263,13 @@ class RasterSource:
             raise RasterReadError(
                 f"cannot read window {window} of raster '{self.path}' ({err})"
             ) from err
-        if masks is None:
-            valid = np.ones(data.shape[1:], dtype=bool)
-        else:
+        if masks is not None:
             valid = np.all(masks > 0, axis=0)
+        elif self._nodata_only:
+            nd = self._ds.nodata
+            valid = ~np.any(np.isnan(data) if np.isnan(nd) else data == nd, axis=0)
+        else:
+            valid = np.ones(data.shape[1:], dtype=bool)
         pixels = data.astype(np.float32, copy=False)
         if self._is_float:
             valid &= np.all(np.isfinite(pixels), axis=0)
@@ -256,6 +289,15 @@ class RasterSource:
         invalid. valid_frac = valid pixels / all pixels of the (padded) window.
         """
         oh, ow = out_shape if out_shape is not None else (window.height, window.width)
+        inside = clip_window(window, self.info.width, self.info.height) == window
+        if inside and out_shape is None and not mask_shapes:  # the common case: no padding
+            if self._strip_cols is not None and self._strip_cols[0] <= window.col_off \
+                    and window.col_end <= sum(self._strip_cols):
+                px, ok = self._strip_read(window)
+            else:
+                px, ok = self._read(window, None, Resampling.nearest)
+            return TileData(pixels=px, valid=ok,
+                            valid_frac=float(np.count_nonzero(ok)) / float(ok.size))
         n_bands = len(self.bands)
         pixels = np.zeros((n_bands, oh, ow), dtype=np.float32)
         valid = np.zeros((oh, ow), dtype=bool)
@@ -271,7 +313,12 @@ class RasterSource:
             full_res = (r1 - r0, c1 - c0) == (inner.height, inner.width)
             sub_shape = None if full_res else (r1 - r0, c1 - c0)
             resampling = Resampling.nearest if full_res else Resampling.average
-            sub, sub_valid = self._read(inner, sub_shape, resampling)
+            cols = self._strip_cols
+            if full_res and cols is not None and cols[0] <= inner.col_off \
+                    and inner.col_end <= cols[0] + cols[1]:
+                sub, sub_valid = self._strip_read(inner)
+            else:
+                sub, sub_valid = self._read(inner, sub_shape, resampling)
             pixels[:, r0:r1, c0:c1] = sub
             valid[r0:r1, c0:c1] = sub_valid
         if mask_shapes:

@@ -33,6 +33,7 @@ from .raster_reader import (
 )
 from .score_writer import ScoreWriter
 from .similarity import best_matches
+from .threads import single_threaded_blas
 from .tile_plan import check_channels, plan_tiles, scale_warning
 from .tiling import window_bounds, window_ring
 
@@ -97,11 +98,12 @@ def score_raster(
     )
     check_cancelled(fb, "validation")
 
-    with bounded_gdal_cache(), RasterSource(raster_path, bands) as src:
+    with bounded_gdal_cache(), single_threaded_blas(), RasterSource(raster_path, bands) as src:
         check_channels(len(src.bands), model.channels)
         plan = plan_tiles(src, model.contract.tile_px, tile_size, tile_units, overlap, extent)
         grid = plan.grid
         fb.pushInfo(plan.describe())
+        src.use_row_strips(grid.extent.col_off, grid.extent.width)
         warn = scale_warning(plan, lib.tile_m)
         if warn:
             fb.pushWarning(warn)

@@ -11,8 +11,10 @@ Setting: the environment variable ``ANALOG_THREADS`` (a positive integer) overri
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 THREADS_ENV = "ANALOG_THREADS"
@@ -66,3 +68,21 @@ def default_threads() -> int:
     if quota is not None:
         n = min(n, max(1, math.ceil(quota)))
     return max(1, min(n, MAX_DEFAULT_THREADS))
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """numpy's BLAS on one thread for the duration of a job (restored after).
+
+    Why: the reader thread's resize is a matrix product; a multi-threaded BLAS (OpenBLAS) then
+    wakes threads that spin against onnxruntime's on the same cores, which made preparing a tile
+    10x slower in our benchmark. onnxruntime has its own thread pool and is not affected.
+    Needs ``threadpoolctl`` (a runtime requirement); without it this does nothing.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -1,0 +1,161 @@
+"""The pixel contract: one preparation for every path, the shipped model's declaration, a golden
+embedding, legacy models, thread defaults, and the demo's dune precision on the shipped model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from analog_plugin.core import threads
+from analog_plugin.core.errors import ModelContractError
+from analog_plugin.core.model import EmbeddingModel, parse_metadata
+from analog_plugin.core.paths import bundled_model_path
+from analog_plugin.core.preprocess import PixelContract, area_weights, prepare_image, unit_contract
+from analog_plugin.core.raster_reader import RasterSource, read_image_file
+from analog_plugin.core.tiling import PixelWindow
+from tests.core.conftest import DATA, MakeRaster
+from tests.onnx_models import default_metadata
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+from analog_train.data import TILE_PX, TRAIN_PIXELS, prepare01  # noqa: E402
+
+
+def test_area_weights_by_hand() -> None:
+    w = area_weights(3, 2)  # output cell 0 covers [0, 1.5): pixel 0 whole + half of pixel 1
+    np.testing.assert_allclose(w, [[2 / 3, 1 / 3, 0], [0, 1 / 3, 2 / 3]], atol=1e-7)
+    np.testing.assert_allclose(area_weights(4, 2), [[.5, .5, 0, 0], [0, 0, .5, .5]])
+    np.testing.assert_allclose(area_weights(2, 4).sum(axis=1), 1.0, atol=1e-7)
+
+
+def test_tile_stretch_by_hand_and_span_floor() -> None:
+    c = unit_contract(4, stretch="tile", min_span_fraction=0.5)
+    tile = np.array([[0, 10, 20, 30]] * 4, np.float32)
+    lo, hi = np.percentile(tile, [2, 98])
+    from analog_plugin.core.preprocess import LayerStats
+
+    wide = LayerStats((0.0,), (20.0,))  # floor 10 < span 29.4: no effect
+    x = prepare_image(tile, c, layer=wide)[0]
+    np.testing.assert_allclose(x, np.clip((tile - lo) / (hi - lo), 0, 1), atol=1e-6)
+    flat = np.full((4, 4), 100.0, np.float32)
+    flat[0, 0] = 101.0  # a nearly flat tile: span 1 floored to 0.5 x 200 = 100, centred
+    x = prepare_image(flat, c, layer=LayerStats((0.0,), (200.0,)))[0]
+    assert np.abs(x - 0.5).max() < 0.01  # stays grey instead of becoming black/white noise
+
+
+def test_raster_tile_image_file_and_training_get_the_same_numbers(
+        tmp_path: Path, make_raster: MakeRaster) -> None:
+    """A HiRISE tile cut from a georeferenced raster, saved as an image file, or decoded by the
+    training loader becomes the same model input (one function, one contract)."""
+    tile = np.asarray(Image.open(DATA / "golden_tile.png"))  # 204 x 204 real HiRISE uint8
+    contract = unit_contract(96, 1, **TRAIN_PIXELS)  # type: ignore[arg-type]
+    canvas = np.zeros((300, 300), np.uint8) + 7
+    canvas[50:254, 60:264] = tile
+    with RasterSource(make_raster(canvas)) as src:
+        td = src.read_window(PixelWindow(60, 50, 204, 204))
+        from_raster = prepare_image(td.pixels, contract, td.valid, src.layer_stats())
+    png = tmp_path / "t.png"
+    Image.fromarray(tile).save(png)
+    pixels, valid = read_image_file(png)
+    from_file = prepare_image(pixels, contract, valid)
+    from_training = prepare01(tile[None].astype(np.uint8), 96)
+    np.testing.assert_allclose(from_raster, from_file, atol=1e-6)
+    np.testing.assert_allclose(from_file[0], from_training, atol=1e-6)
+    assert from_file.shape == (1, 96, 96) and 0 <= from_file.min() and from_file.max() <= 1
+
+
+def test_shipped_model_declares_the_training_contract() -> None:
+    m = EmbeddingModel(bundled_model_path(), device="cpu")
+    c = m.contract
+    assert (c.stretch, c.percentiles, c.min_span_fraction) == ("tile", (2.0, 98.0), 0.1)
+    assert c.tile_px == TILE_PX == 204 and c.input_size == 96
+    assert m.metadata.version.startswith("1.")
+
+
+def test_golden_embedding_of_the_shipped_model() -> None:
+    """Guards the whole chain (file decode, stretch, resize, normalisation, ONNX) against silent
+    drift. After retraining, regenerate tests/data/golden_embedding.json (see its 'source')."""
+    golden = json.loads((DATA / "golden_embedding.json").read_text())
+    m = EmbeddingModel(bundled_model_path(), device="cpu")
+    if m.sha256 != golden["model_sha256"]:
+        pytest.fail("the bundled model changed: regenerate tests/data/golden_embedding.json")
+    pixels, valid = read_image_file(DATA / "golden_tile.png")
+    e = m.embed(prepare_image(pixels, m.contract, valid)[None])[0]
+    np.testing.assert_allclose(e, np.asarray(golden["embedding"]), atol=1e-5)
+
+
+def test_models_without_contract_keys_keep_their_old_behaviour() -> None:
+    props = {k: json.dumps(v) for k, v in default_metadata(32).items()}
+    c = parse_metadata(props).contract()
+    assert (c.stretch, c.tile_px) == ("layer", 32)
+    props["preprocessing"] = json.dumps({"stretch": "tile"})
+    props["tile_px"] = "200"
+    c = parse_metadata(props).contract()
+    assert (c.stretch, c.tile_px, c.min_span_fraction) == ("tile", 200, 0.1)
+
+
+@pytest.mark.parametrize(("key", "value", "word"), [
+    ("preprocessing", '{"stretch": "global"}', "stretch"),
+    ("preprocessing", '{"percentiles": [98, 2]}', "percentiles"),
+    ("preprocessing", '"tile"', "JSON object"),
+    ("preprocessing", '{"min_span_fraction": 3}', "min_span_fraction"),
+    ("tile_px", '"200"', "tile_px"),
+    ("tile_px", "0", "tile_px"),
+])
+def test_bad_contract_keys_are_named(key: str, value: str, word: str) -> None:
+    props = {k: json.dumps(v) for k, v in default_metadata(32).items()}
+    props[key] = value
+    with pytest.raises(ModelContractError, match=word):
+        parse_metadata(props)
+
+
+def test_pixel_contract_rejects_unknown_stretch() -> None:
+    with pytest.raises(ValueError, match="stretch"):
+        PixelContract(32, 1, (0.0,), (1.0,), stretch="global")
+
+
+def test_threads_follow_affinity_cgroup_and_env(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # 1.5 cores' worth of time
+    assert threads.cgroup_cpu_limit(tmp_path) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert threads.cgroup_cpu_limit(tmp_path) is None
+    monkeypatch.setattr(threads, "affinity_cpus", lambda: 6)
+    monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: 1.5)
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    assert threads.default_threads() == 2
+    monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: None)
+    assert threads.default_threads() == 6
+    monkeypatch.setenv(threads.THREADS_ENV, "3")
+    assert threads.default_threads() == 3
+
+
+def test_demo_dune_precision_in_top_13_with_the_shipped_model(tmp_path: Path) -> None:
+    """The bundled demo (48 real HiRISE cells, 13 of them dunes) against the 8 Earth dune-field
+    exemplars: at least 0.7 of the 13 best tiles are dunes (the model was trained for this)."""
+    from analog_plugin.core.pipeline import build_library, score_raster
+
+    lib = tmp_path / "lib.gpkg"
+    build_library(output_path=lib, image_folder=REPO / "demo" / "earth_exemplars", device="cpu")
+    out = tmp_path / "scores.gpkg"
+    score_raster(raster_path=REPO / "demo" / "mars_scene.tif", library_path=lib,
+                 output_path=out, tile_size=227, tile_units="metres", min_valid=0.3,
+                 device="cpu")
+    with open(REPO / "demo" / "mars_scene_truth.csv", newline="") as fh:
+        truth = {(int(r["row"]), int(r["col"])): r["class"] for r in csv.DictReader(fh)}
+    from osgeo import ogr
+
+    ds = ogr.Open(str(out))
+    rows = sorted(((f.GetField("score"), f.GetField("row"), f.GetField("col"))
+                   for f in ds.GetLayerByName("scores")), reverse=True)
+    ds = None
+    assert len(rows) == 48
+    top = [truth[(r, c)] for _, r, c in rows[:13]]
+    precision = sum(t in ("dark_dune", "bright_dune") for t in top) / 13
+    assert precision >= 0.7, top

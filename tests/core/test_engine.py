@@ -1,0 +1,210 @@
+"""The tile-embedding stream and the streaming writer, against hand-computed oracles.
+
+The layout model (tests/onnx_models.py) makes every pixel's position matter, so these tests fail
+when a tile is transposed, flipped, shifted or mixed up with its neighbour in a batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import ogr
+
+from analog_plugin.core.embedding_stream import TileEmbeddingStream, TileRequest
+from analog_plugin.core.errors import AnalogCancelled, OutputError, RasterReadError
+from analog_plugin.core.feedback import NullFeedback, RecordingFeedback
+from analog_plugin.core.model import EmbeddingModel
+from analog_plugin.core.pipeline import build_library, score_raster
+from analog_plugin.core.preprocess import prepare_image
+from analog_plugin.core.raster_reader import RasterSource
+from analog_plugin.core.tiling import make_grid
+from tests.core.conftest import MakeRaster
+from tests.onnx_models import expected_layout_embedding, make_layout_model
+
+S = 16
+TILE_MODE = {"stretch": "tile", "percentiles": [2, 98], "min_span_fraction": 0.1}
+
+
+@pytest.fixture
+def layout_model(tmp_path: Path) -> Path:
+    return make_layout_model(tmp_path / "layout.onnx", S, preprocessing=TILE_MODE)
+
+
+@pytest.fixture
+def texture(make_raster: MakeRaster) -> tuple[Path, np.ndarray]:
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 4000, size=(40, 56)).astype(np.uint16)  # 16-bit, not a multiple of S
+    return make_raster(a), a
+
+
+def oracle(tile: np.ndarray) -> np.ndarray:
+    """Per-tile 2-98 % stretch of a (S, S) tile, written out with numpy, then the model."""
+    lo, hi = np.percentile(tile.astype(np.float64), [2, 98])
+    return expected_layout_embedding(np.clip((tile - lo) / (hi - lo), 0, 1))
+
+
+def _stream(path: Path, model_path: Path, overlap: float = 0.0, batch: int = 4,
+            fb: object = None) -> tuple[dict[int, np.ndarray], TileEmbeddingStream]:
+    model = EmbeddingModel(model_path, device="cpu")
+    with RasterSource(path) as src:
+        grid = make_grid(src.info.width, src.info.height, S, S, overlap)
+        stream = TileEmbeddingStream(
+            src, (TileRequest(t, t.window) for t in grid), model, src.layer_stats(),
+            fb or NullFeedback(), batch_size=batch, min_valid=1.0,  # type: ignore[arg-type]
+        )
+        out = {t.tile_id: e for b in stream for t, e in zip(b.payloads, b.embeddings,
+                                                             strict=True)}
+    return out, stream
+
+
+def test_stream_embeddings_match_hand_computed_layout(texture: tuple[Path, np.ndarray],
+                                                      layout_model: Path) -> None:
+    path, a = texture
+    got, stream = _stream(path, layout_model)
+    # 56 x 40 px: 3 x 2 full tiles; the padded edge tiles (valid 0.5 / 0.75) are skipped.
+    assert sorted(got) == [0, 1, 2, 4, 5, 6]
+    for tile_id, emb in got.items():
+        r, c = divmod(tile_id, 4)
+        tile = a[r * S:(r + 1) * S, c * S:(c + 1) * S]
+        np.testing.assert_allclose(emb, oracle(tile), atol=2e-5)
+        # The oracle has the power to see layout errors:
+        for wrong in (tile.T, tile[::-1], tile[:, ::-1], np.roll(tile, 1, axis=1)):
+            assert np.abs(oracle(wrong) - emb).max() > 1e-3
+    assert stream.times.tiles == 6 and stream.times.skipped == 6
+
+
+def test_stream_equals_sequential_path(texture: tuple[Path, np.ndarray],
+                                       layout_model: Path) -> None:
+    """Batched and threaded == one tile at a time through read_window + prepare_image."""
+    path, _ = texture
+    got, _ = _stream(path, layout_model, overlap=50.0, batch=5)
+    model = EmbeddingModel(layout_model, device="cpu")
+    with RasterSource(path) as src:
+        layer = src.layer_stats()
+        grid = make_grid(src.info.width, src.info.height, S, S, 50.0)
+        for t in grid:
+            td = src.read_window(t.window)
+            if td.valid_frac < 1.0:
+                assert t.tile_id not in got
+                continue
+            x = prepare_image(td.pixels, model.contract, td.valid, layer)
+            np.testing.assert_allclose(got[t.tile_id], model.embed(x[None])[0], atol=1e-6)
+    assert len(got) == 24  # (56 - 16) / 8 + 1 = 6 columns x (40 - 16) / 8 + 1 = 4 rows, all whole
+
+
+def test_reader_error_surfaces_with_its_type(texture: tuple[Path, np.ndarray],
+                                             layout_model: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    path, _ = texture
+    calls = {"n": 0}
+    real = RasterSource.read_window
+
+    def flaky(self: RasterSource, *a: object, **k: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RasterReadError("disk went away at tile 5")
+        return real(self, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RasterSource, "read_window", flaky)
+    with pytest.raises(RasterReadError, match="tile 5"):
+        _stream(path, layout_model)
+
+
+def test_cancel_stops_the_stream(texture: tuple[Path, np.ndarray], layout_model: Path) -> None:
+    path, _ = texture
+    fb = RecordingFeedback(cancel_after=1)
+    with pytest.raises(AnalogCancelled):
+        _stream(path, layout_model, batch=1, fb=fb)
+
+
+# -- the score job: streaming, atomic and safe output ----------------------------------------
+@pytest.fixture
+def scored(tmp_path: Path, texture: tuple[Path, np.ndarray],
+           layout_model: Path) -> tuple[Path, Path, Path]:
+    path, a = texture
+    img = tmp_path / "ex" / "cls"
+    img.mkdir(parents=True)
+    from tests.core.conftest import write_raster
+
+    write_raster(img / "e.tif", a[:S, :S], crs=None)
+    lib = tmp_path / "lib.gpkg"
+    build_library(model_path=layout_model, output_path=lib, image_folder=img.parent)
+    out = tmp_path / "scores.gpkg"
+    score_raster(raster_path=path, library_path=lib, model_path=layout_model, output_path=out,
+                 tile_size=S, min_valid=1.0, batch_size=2)
+    return path, lib, out
+
+
+def test_scores_match_oracle_and_metadata_records_the_run(
+        scored: tuple[Path, Path, Path], texture: tuple[Path, np.ndarray],
+        layout_model: Path) -> None:
+    _, _, out = scored
+    _, a = texture
+    exemplar = oracle(a[:S, :S])  # the image file is its own layer: same per-tile stretch
+    ds = ogr.Open(str(out))
+    lyr = ds.GetLayerByName("scores")
+    feats = {f.GetField("tile_id"): f.GetField("score") for f in lyr}
+    for tile_id, score in feats.items():
+        r, c = divmod(tile_id, 4)
+        e = oracle(a[r * S:(r + 1) * S, c * S:(c + 1) * S])
+        assert score == pytest.approx((1 + float(e @ exemplar)) / 2, abs=2e-5)
+    assert feats[0] == pytest.approx(1.0, abs=1e-6)
+    meta = lyr.GetMetadata()
+    assert meta["analog_model_version"] == "test-0.1"
+    assert len(meta["analog_model_sha256"]) == 64
+    run = json.loads(meta["analog_parameters"])
+    assert run["TILE_SIZE"] == S and run["MIN_VALID"] == 1.0 and run["BATCH_SIZE"] == 2
+
+
+def test_cancel_mid_write_keeps_old_output_and_no_temp(scored: tuple[Path, Path, Path],
+                                                       layout_model: Path) -> None:
+    path, lib, out = scored
+    before = out.read_bytes()
+    fb = RecordingFeedback(cancel_after=3)  # after validation, between written batches
+    with pytest.raises(AnalogCancelled):
+        score_raster(raster_path=path, library_path=lib, model_path=layout_model,
+                     output_path=out, tile_size=S, min_valid=1.0, batch_size=1, feedback=fb)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_stale_temp_files_and_old_side_files_are_cleaned(scored: tuple[Path, Path, Path],
+                                                         layout_model: Path) -> None:
+    path, lib, out = scored
+    dead = out.with_name(".scores.tmp-999999999-0123456789.gpkg")  # no such pid
+    dead.write_bytes(b"half a GeoPackage")
+    alive = out.with_name(f".scores.tmp-{os.getppid()}-abcdefabcd.gpkg")  # a live process
+    alive.write_bytes(b"someone else's run")
+    for suffix in ("-wal", "-shm"):
+        Path(str(out) + suffix).write_bytes(b"stale side file of the old target")
+    score_raster(raster_path=path, library_path=lib, model_path=layout_model, output_path=out,
+                 tile_size=S, min_valid=1.0)
+    assert not dead.exists() and alive.exists()
+    assert not Path(str(out) + "-wal").exists() and not Path(str(out) + "-shm").exists()
+    with sqlite3.connect(out) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert con.execute("SELECT COUNT(*) FROM scores").fetchone() == (6,)
+
+
+def test_output_equal_to_an_input_is_refused(scored: tuple[Path, Path, Path],
+                                             layout_model: Path) -> None:
+    path, lib, _ = scored
+    before = lib.read_bytes()
+    with pytest.raises(OutputError, match="same file as LIBRARY"):
+        score_raster(raster_path=path, library_path=lib, model_path=layout_model,
+                     output_path=lib, tile_size=S)
+    assert lib.read_bytes() == before
+    from osgeo import gdal
+
+    gpkg_raster = path.with_suffix(".gpkg")  # a raster can live in a GeoPackage too
+    gdal.Translate(str(gpkg_raster), str(path), format="GPKG")
+    before = gpkg_raster.read_bytes()
+    with pytest.raises(OutputError, match="same file as INPUT"):
+        score_raster(raster_path=gpkg_raster, library_path=lib, model_path=layout_model,
+                     output_path=gpkg_raster, tile_size=S)
+    assert gpkg_raster.read_bytes() == before
