@@ -89,7 +89,7 @@ train: venv
 	$(PY) scripts/train.py --data $(DATA) --run $(RUN) --epochs 14
 
 export: venv
-	$(PY) scripts/export_onnx.py --checkpoint $(RUN)/model.pt --data $(DATA) --version 1.0.0
+	$(PY) scripts/export_onnx.py --checkpoint $(RUN)/model.pt --data $(DATA) --version 1.1.0
 
 evaluate: venv
 	$(PY) scripts/evaluate.py --data $(DATA) --model models/analog-siamese.onnx
