@@ -44,8 +44,9 @@ def make_srs(crs_wkt: str) -> osr.SpatialReference | None:
 
 
 def utc_now() -> str:
-    """Current UTC time as ISO 8601 (``datetime.UTC`` is Python 3.11+, QGIS 3.34 ships 3.10)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: UP017
+    """Current UTC time as ISO 8601, with ``timezone.utc``: the plugin runs on Python 3.10
+    (QGIS 3.34), so no 3.11-only names (ruff checks analog_plugin/ against py310)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _WKB_HEADER = struct.pack("<BII", 1, 3, 1)  # little endian, wkbPolygon, one ring
