@@ -164,6 +164,16 @@ def _set_metadata(model: onnx.ModelProto, meta: dict[str, Any], raw: dict[str, s
         entry.value = raw[key] if key in raw else json.dumps(value)
 
 
+def _save(model: onnx.ModelProto, meta: dict[str, Any], path: str | Path) -> Path:
+    """Set the metadata, check the model against the ONNX spec and write it."""
+    _set_metadata(model, meta, {})
+    onnx.checker.check_model(model)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return out
+
+
 def _default_weights(channels: int, const: float) -> tuple[np.ndarray, np.ndarray]:
     w = np.zeros((channels, 2), dtype=np.float32)
     w[:, 0] = 1.0 / channels
@@ -201,12 +211,7 @@ def make_mean_model(
         weights=np.asarray(weights),
         bias=np.asarray(bias),
     )
-    _set_metadata(model, meta, {})
-    onnx.checker.check_model(model)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out))
-    return out
+    return _save(model, meta, path)
 
 
 def make_broken_model(path: str | Path, kind: str, input_size: int = 32) -> Path:
@@ -314,9 +319,4 @@ def make_layout_model(path: str | Path, input_size: int = 16, **meta_overrides: 
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
-    _set_metadata(model, meta, {})
-    onnx.checker.check_model(model)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out))
-    return out
+    return _save(model, meta, path)

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--polygon-layer", default=None, help="layer of --polygons (default: first)")
     s = sub.add_parser("score", help="score the tiles of a raster against a library")
     for param in P.SCORE_PARAMS:
-        _add(s, param, "--raster") if param is P.INPUT else _add(s, param)
+        _add(s, param, *(["--raster"] if param is P.INPUT else []))
     s.add_argument("--style", default=None, help="QML stored as the default style")
     return parser
 

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,6 @@ class StageTimes:
     write_s: float = 0.0
     tiles: int = 0
     skipped: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -73,7 +72,6 @@ class StageTimes:
             "write_s": round(self.write_s, 4),
             "tiles": self.tiles,
             "skipped": self.skipped,
-            **{k: round(v, 4) for k, v in self.extra.items()},
         }
 
 

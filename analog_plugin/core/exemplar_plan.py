@@ -127,7 +127,7 @@ def is_null_class(value: object) -> bool:
     is_null = getattr(value, "isNull", None)
     if callable(is_null) and is_null():
         return True
-    return not str(value).strip() or str(value) == "NULL"
+    return not str(value).strip()
 
 
 def exemplar_polygons(

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from osgeo import ogr
 
 from .atomic import atomic_output
 from .errors import OutputError
 from .gpkg_io import add_fields, create_gpkg, create_layer, make_srs, set_layer_metadata
+
+_W = TypeVar("_W", bound="StreamingLayerWriter")
 
 FieldSpec = tuple[str, int]
 """(name, OGR field type), e.g. ("score", ogr.OFTReal)."""
@@ -60,7 +63,7 @@ class StreamingLayerWriter:
         self.layer: Any = None
         self.count = 0
 
-    def __enter__(self) -> StreamingLayerWriter:
+    def __enter__(self: _W) -> _W:
         tmp = self._stack.enter_context(atomic_output(self.target))
         try:
             self.datasource = create_gpkg(tmp)
@@ -76,7 +79,7 @@ class StreamingLayerWriter:
             ]
         except BaseException:
             self.datasource = None
-            self._stack.__exit__(*_exc_info())
+            self._stack.__exit__(*sys.exc_info())
             raise
         return self
 
@@ -111,9 +114,3 @@ class StreamingLayerWriter:
         self.layer = None
         self.datasource = None  # closes and flushes the GeoPackage before the rename
         return self._stack.__exit__(exc_type, exc, tb)
-
-
-def _exc_info() -> tuple[Any, Any, Any]:
-    import sys
-
-    return sys.exc_info()

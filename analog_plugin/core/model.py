@@ -77,7 +77,7 @@ class ModelMetadata:
             stretch=str(pre.get("stretch", "layer")),
             percentiles=tuple(pre.get("percentiles", DEFAULT_PERCENTILES)),  # type: ignore[arg-type]
             min_span_fraction=float(pre.get("min_span_fraction", 0.1)),
-            tile_px=self.tile_px or self.input_size,
+            tile_px=self.tile_px,  # 0 -> input_size (PixelContract's default)
         )
 
 

@@ -36,6 +36,7 @@ class Param:
     advanced: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    exclusive_min: bool = False  # minimum itself not allowed (a size must be > 0)
     options: tuple[str, ...] = ()
     extension: str = ""
     parent: str = ""
@@ -81,11 +82,11 @@ class Param:
                 f"{self.name} must be a number (got {value!r}); {self._range_text()}"
             ) from None
         bad = not math.isfinite(x)
-        bad |= self.minimum is not None and x < self.minimum
+        bad |= self.minimum is not None and (
+            x <= self.minimum if self.exclusive_min else x < self.minimum
+        )
         bad |= self.maximum is not None and x > self.maximum
         bad |= self.kind == "integer" and not float(x).is_integer()
-        if self.name == "TILE_SIZE" and x <= 0:
-            bad = True
         if bad:
             raise ParameterError(f"{self.name} = {value!r} is not allowed; {self._range_text()}")
         return int(x) if self.kind == "integer" or x.is_integer() else x
@@ -94,9 +95,9 @@ class Param:
         lo = "" if self.minimum is None else f"{self.minimum:g}"
         hi = "" if self.maximum is None else f"{self.maximum:g}"
         what = "a whole number" if self.kind == "integer" else "a number"
-        rng = f" between {lo} and {hi}" if lo and hi else (f" >= {lo}" if lo else "")
-        if self.name == "TILE_SIZE":
-            rng = " > 0"
+        rng = f" between {lo} and {hi}" if lo and hi else (
+            f" {'>' if self.exclusive_min else '>='} {lo}" if lo else ""
+        )
         tip = f" (e.g. {self.example})" if self.example else ""
         return f"give {what}{rng}{tip}"
 
@@ -117,7 +118,7 @@ TILE_SIZE = Param(
     "Edge length of the square tiles in TILE_UNITS. Empty: the tile the model was trained to see "
     "(its tile_px, in source pixels). Each tile is resampled to the model input size; in metres "
     "the size is measured on the CRS's own body at each tile's position.",
-    optional=True, minimum=0.0, example="200 (pixels) or 5000 (metres)",
+    optional=True, minimum=0.0, exclusive_min=True, example="200 (pixels) or 5000 (metres)",
 )
 TILE_UNITS = Param(
     "TILE_UNITS", "enum", "Tile size units",

@@ -215,9 +215,19 @@ class RasterSource:
         self._strip_cols = (col_off, width)
         return True
 
-    def _strip_read(self, inner: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
-        assert self._strip_cols is not None
-        c0, w = self._strip_cols
+    def _read_inner(
+        self, inner: PixelWindow, out_shape: tuple[int, int] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """An in-raster window: from the row strip when it can serve it, else from GDAL
+        (decimated with average resampling when ``out_shape`` is given)."""
+        cols = self._strip_cols
+        if out_shape is None and cols is not None and cols[0] <= inner.col_off \
+                and inner.col_end <= cols[0] + cols[1]:
+            return self._strip_read(inner, *cols)
+        resampling = Resampling.nearest if out_shape is None else Resampling.average
+        return self._read(inner, out_shape, resampling)
+
+    def _strip_read(self, inner: PixelWindow, c0: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         s = self._strip
         if s is None or not (s[0] <= inner.row_off and inner.row_end <= s[1]):
             win = PixelWindow(c0, inner.row_off, w, inner.height)
@@ -289,19 +299,13 @@ class RasterSource:
         invalid. valid_frac = valid pixels / all pixels of the (padded) window.
         """
         oh, ow = out_shape if out_shape is not None else (window.height, window.width)
-        inside = clip_window(window, self.info.width, self.info.height) == window
-        if inside and out_shape is None and not mask_shapes:  # the common case: no padding
-            if self._strip_cols is not None and self._strip_cols[0] <= window.col_off \
-                    and window.col_end <= sum(self._strip_cols):
-                px, ok = self._strip_read(window)
-            else:
-                px, ok = self._read(window, None, Resampling.nearest)
+        inner = clip_window(window, self.info.width, self.info.height)
+        if inner == window and out_shape is None and not mask_shapes:  # common case: no padding
+            px, ok = self._read_inner(window, None)
             return TileData(pixels=px, valid=ok,
                             valid_frac=float(np.count_nonzero(ok)) / float(ok.size))
-        n_bands = len(self.bands)
-        pixels = np.zeros((n_bands, oh, ow), dtype=np.float32)
+        pixels = np.zeros((len(self.bands), oh, ow), dtype=np.float32)
         valid = np.zeros((oh, ow), dtype=bool)
-        inner = clip_window(window, self.info.width, self.info.height)
         if inner is not None:
             sx, sy = ow / window.width, oh / window.height
             c0 = int(round((inner.col_off - window.col_off) * sx))
@@ -311,14 +315,7 @@ class RasterSource:
             c1, r1 = min(c1, ow), min(r1, oh)
             c0, r0 = min(c0, c1 - 1), min(r0, r1 - 1)
             full_res = (r1 - r0, c1 - c0) == (inner.height, inner.width)
-            sub_shape = None if full_res else (r1 - r0, c1 - c0)
-            resampling = Resampling.nearest if full_res else Resampling.average
-            cols = self._strip_cols
-            if full_res and cols is not None and cols[0] <= inner.col_off \
-                    and inner.col_end <= cols[0] + cols[1]:
-                sub, sub_valid = self._strip_read(inner)
-            else:
-                sub, sub_valid = self._read(inner, sub_shape, resampling)
+            sub, sub_valid = self._read_inner(inner, None if full_res else (r1 - r0, c1 - c0))
             pixels[:, r0:r1, c0:c1] = sub
             valid[r0:r1, c0:c1] = sub_valid
         if mask_shapes:

@@ -21,7 +21,7 @@ from .atomic import check_not_an_input, validate_output_path
 from .embedding_stream import Progress, TileEmbeddingStream, TileRequest
 from .errors import LibraryError, NoValidTilesError, TilingError
 from .feedback import Feedback, check_cancelled, ensure_feedback
-from .gpkg_io import resolve_style, utc_now
+from .gpkg_io import polygon_from_ring, resolve_style, utc_now
 from .library import load_library
 from .model import EmbeddingModel
 from .paths import bundled_model_path
@@ -117,14 +117,13 @@ def score_raster(
         meta = _run_metadata(model, lib.path, src.path, tile_size, tile_units, overlap,
                              min_valid, batch_size, extent, bands, plan.tile_w, plan.tile_h)
         progress = Progress(fb, grid.n_tiles)
-        with ScoreWriter(out, src.info.crs_wkt, src.info.transform, grid, meta, style,
-                         fb) as writer:
+        with ScoreWriter(out, src.info.crs_wkt, src.info.transform, meta, style, fb) as writer:
             for batch in stream:
                 m = best_matches(batch.embeddings, lib.embeddings)
                 tw = time.perf_counter()
                 idx = [int(i) for i in m.best_index]
-                writer.append(batch.payloads, m.scores, [lib.classes[i] for i in idx],
-                              [lib.exemplar_ids[i] for i in idx], batch.valid_frac)
+                writer.write_tiles(batch.payloads, m.scores, [lib.classes[i] for i in idx],
+                                   [lib.exemplar_ids[i] for i in idx], batch.valid_frac)
                 stream.times.write_s += time.perf_counter() - tw
                 progress.update(batch.done)
             n_scored = writer.count
@@ -159,8 +158,6 @@ def _mask(src: RasterSource, mask_wkb: Sequence[bytes], extent: Any) -> tuple[An
     union = geoms[0].Clone()
     for g in geoms[1:]:
         union = union.Union(g)
-    from .gpkg_io import polygon_from_ring
-
     def footprint(window: Any) -> Any:
         return polygon_from_ring(window_ring(src.info.transform, window))
 
@@ -170,8 +167,8 @@ def _mask(src: RasterSource, mask_wkb: Sequence[bytes], extent: Any) -> tuple[An
             f"the mask polygons do not overlap the processed extent {shown} (raster CRS); give "
             "masks in the raster's CRS over the raster"
         )
-    prepared = union  # OGR geometries are not thread-safe to share; the reader alone uses it
-    return geometries_to_geojson(mask_wkb), lambda req: prepared.Intersects(footprint(req.window))
+    # From here on only the reader thread uses `union` (OGR geometries are not thread-safe).
+    return geometries_to_geojson(mask_wkb), lambda req: union.Intersects(footprint(req.window))
 
 
 def _run_metadata(model: EmbeddingModel, library: Path, raster: str, tile_size: Any,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 from osgeo import ogr
@@ -19,7 +18,7 @@ from .feedback import Feedback
 from .gpkg_io import add_default_style, polygon_wkbs, read_style
 from .layer_writer import StreamingLayerWriter
 from .style_breaks import fit_graduated_ranges
-from .tiling import Tile, TileGrid, Transform, pixel_to_map
+from .tiling import Tile, Transform, pixel_to_map
 
 SCORES_LAYER = "scores"
 SCORE_FIELDS = [
@@ -45,34 +44,25 @@ def tile_rings(transform: Transform, tiles: Sequence[Tile]) -> np.ndarray:
     return np.stack([x, y], axis=-1)
 
 
-class ScoreWriter:
-    """Context manager: ``append`` scored tiles per batch, ``finish`` styles; atomic publish."""
+class ScoreWriter(StreamingLayerWriter):
+    """The ``scores`` layer: ``write_tiles`` per batch, ``finish`` stores the fitted style; a
+    context manager with StreamingLayerWriter's atomic publish."""
 
     def __init__(
         self,
         target: str | os.PathLike[str],
         crs_wkt: str,
         transform: Transform,
-        grid: TileGrid,
         metadata: Mapping[str, str],
         style_qml: Path | None,
         feedback: Feedback,
     ) -> None:
-        self.transform, self.grid, self.fb = transform, grid, feedback
+        super().__init__(target, SCORES_LAYER, crs_wkt, SCORE_FIELDS, metadata=metadata)
+        self.transform, self.fb = transform, feedback
         self.qml = read_style(style_qml)
-        self._writer = StreamingLayerWriter(target, SCORES_LAYER, crs_wkt, SCORE_FIELDS,
-                                            metadata=metadata)
         self._scores: list[np.ndarray] = []
 
-    def __enter__(self) -> ScoreWriter:
-        self._writer.__enter__()
-        return self
-
-    @property
-    def count(self) -> int:
-        return self._writer.count
-
-    def append(
+    def write_tiles(
         self,
         tiles: Sequence[Tile],
         scores: np.ndarray,
@@ -85,26 +75,18 @@ class ScoreWriter:
             for t, s, c, e, v in zip(tiles, scores, best_class, best_exemplar, valid_frac,
                                      strict=True)
         ]
-        self._writer.append(rows, polygon_wkbs(tile_rings(self.transform, tiles)))
+        self.append(rows, polygon_wkbs(tile_rings(self.transform, tiles)))
         self._scores.append(np.asarray(scores, np.float32))
 
     def finish(self) -> None:
         """Store the default style, its classes fitted to this run's scores."""
-        scores = np.concatenate(self._scores) if self._scores else np.zeros(0, np.float32)
         if self.qml is None:
             self.fb.pushWarning(
                 "no default style found (resources/styles/scores.qml); the layer is written "
                 "without a stored style"
             )
             return
-        fitted = fit_graduated_ranges(self.qml, [float(s) for s in scores])
-        add_default_style(self._writer.datasource, SCORES_LAYER, fitted, "scores",
+        scores = np.concatenate(self._scores) if self._scores else np.zeros(0, np.float32)
+        fitted = fit_graduated_ranges(self.qml, scores.tolist())
+        add_default_style(self.datasource, SCORES_LAYER, fitted, "scores",
                           "Mars Analogue Finder scores")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        return self._writer.__exit__(exc_type, exc, tb)

@@ -60,11 +60,6 @@ def style_path(name: str) -> Path:
     return Path(paths.style_path(f"{name}.qml"))
 
 
-def default_model_path() -> str:
-    """The bundled ONNX model (the file may be missing in a checkout without a trained model)."""
-    return str(paths.bundled_model_path())
-
-
 # ---- QGIS 3.34 .. 4.x enum compatibility ---------------------------------------------------
 def _compat(scope: str, member: str, legacy_owner: Any, legacy_name: str) -> Any:
     """``Qgis.<scope>.<member>`` (QGIS >= 3.36, the only form in QGIS 4) else the legacy enum."""

@@ -23,7 +23,7 @@ from analog_plugin.core.feedback import Feedback, NullFeedback
 from analog_plugin.core.gpkg_io import resolve_style
 from analog_plugin.core.library import Exemplar, load_library, write_library
 from analog_plugin.core.score_writer import ScoreWriter
-from analog_plugin.core.tiling import Tile, make_grid
+from analog_plugin.core.tiling import Tile
 from tests.core.conftest import MARS_TIF
 
 SHA_A = "a" * 64
@@ -45,13 +45,11 @@ def write_scores(path: Path, records: list[ScoreRecord], crs_wkt: str,
                  qml: Path | None = None, fb: Feedback | None = None) -> Path:
     """Write records through the streaming ScoreWriter, one batch each (transform: x = col,
     y = row, so tile (0, c) covers [c, c+1] x [0, 1])."""
-    grid = make_grid(max(len(records), 1), 1, 1)
-    with ScoreWriter(path, crs_wkt, (1, 0, 0, 0, 1, 0), grid, {}, qml,
-                     fb or NullFeedback()) as w:
+    with ScoreWriter(path, crs_wkt, (1, 0, 0, 0, 1, 0), {}, qml, fb or NullFeedback()) as w:
         for r in records:
             tile = Tile(r.tile_id, 0, r.col, r.col, 0, 1, 1)
-            w.append([tile], np.array([r.score]), [r.best_class], [r.best_exemplar],
-                     np.array([r.valid_frac]))
+            w.write_tiles([tile], np.array([r.score]), [r.best_class], [r.best_exemplar],
+                          np.array([r.valid_frac]))
         w.finish()
     return path.absolute()
 SHA_B = "b" * 64
