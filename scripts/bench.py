@@ -9,6 +9,9 @@ What is measured, and why each number exists:
 * **model-only** - onnxruntime alone on random normalised batches, at the SAME thread count and
   batch size, measured in the same run on the same machine: the ceiling the engine can approach.
   ``e2e / model-only`` is the fraction of the hardware the engine actually turns into scores.
+  A shared (virtual) machine drifts by +-15 % within minutes, so model-only is measured right
+  before AND right after every e2e and baseline run, and each run is compared with the mean of
+  its own two brackets; ``e2e / baseline`` is the ratio of the two bracketed ratios.
 * **baseline** - a plain sequential read -> stretch -> infer -> write loop written here (no
   threads, no tricks): what a straightforward script gets. ``e2e / baseline`` says whether the
   engine's machinery pays for itself; ``baseline / model-only`` shows the cost of I/O + numpy.
@@ -487,15 +490,16 @@ def shares_cell(timing: dict[str, Any] | None) -> str:
 
 
 def throughput_table(rows: list[dict[str, Any]]) -> str:
-    head = ("| config | scene px | tiles | e2e s | e2e tiles/s | e2e vs model-only | "
-            "baseline tiles/s | baseline vs model-only | e2e vs baseline | peak RSS MB | "
-            "read/preprocess/inference/write % |")
-    lines = [head, "|" + "---|" * 11]
+    head = ("| config | scene px | tiles | e2e s | e2e tiles/s | model-only tiles/s | "
+            "e2e vs model-only | baseline tiles/s | baseline vs model-only | e2e vs baseline | "
+            "peak RSS MB | read/preprocess/inference/write % |")
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         e, b = r["e2e"], r.get("baseline") or {}
         lines.append(
             f"| {r['config']} | {r['scene_px']} | {e['tiles']} | {fmt(e['wall_s'])} | "
-            f"{fmt(e['tiles_per_s'], '.0f')} | {fmt(r['e2e_vs_model'], '.2f')} | "
+            f"{fmt(e['tiles_per_s'], '.0f')} | {fmt(r['model_only_tiles_per_s'], '.0f')} | "
+            f"{fmt(r['e2e_vs_model'], '.2f')} | "
             f"{fmt(b.get('tiles_per_s'), '.0f')} | {fmt(r['baseline_vs_model'], '.2f')} | "
             f"{fmt(r['e2e_vs_baseline'], '.2f')} | {fmt(e['peak_rss_mb'], '.0f')} | "
             f"{shares_cell(e['timing'])} |")
@@ -537,7 +541,7 @@ class Plan:
     scenes: list[int]
 
     def estimate(self, kind: str, cfg: str, n: int, rate: float, prog: Progress) -> float:
-        fixed = 3.0 if kind == "e2e" else 0.5
+        fixed = (3.0 if kind == "e2e" else 0.5) + 2 * MODEL_ONLY_MIN_S
         return (fixed + n_tiles(n, cfg) / rate) * prog.correction.get(kind, 1.5)
 
 
@@ -575,10 +579,15 @@ def execute(plan: Plan, args: argparse.Namespace, threads: int,
         est = plan.estimate(kind, cfg, n, rate, prog)
         prog.remaining_est = sum(plan.estimate(*r, rate, prog) for r in plan.runs[i:])
         t = prog.start(f"{kind} {cfg} {n} px ({n_tiles(n, cfg)} tiles)", est)
+        before = model_only(threads, args.batch, args.device)["tiles_per_s"]
         if kind == "e2e":
-            results[run] = run_e2e(scenes[n], lib, cfg, n, args, env)
+            rec = run_e2e(scenes[n], lib, cfg, n, args, env)
         else:
-            results[run] = run_baseline(scenes[n], lib, cfg, n, args, threads)
+            rec = run_baseline(scenes[n], lib, cfg, n, args, threads)
+        after = model_only(threads, args.batch, args.device)["tiles_per_s"]
+        rec["model_only_bracket"] = [before, after]
+        rec["model_only_tiles_per_s"] = (before + after) / 2
+        results[run] = rec
         # Rescale later estimates of this kind by how far off this one was.
         prog.correction[kind] = (time.perf_counter() - t) / (est / prog.correction.get(kind, 1.5))
         prog.finish(t, f"{kind} {cfg} {n} px")
@@ -592,11 +601,13 @@ def assemble(plan: Plan, args: argparse.Namespace, results: dict[tuple[str, str,
     for cfg in args.configs:
         e = results[("e2e", cfg, args.scene_size)]
         b = results.get(("baseline", cfg, args.scene_size))
-        b_rate = b["tiles_per_s"] if b else math.nan
+        e_vs_m = ratio(e["tiles_per_s"], e.get("model_only_tiles_per_s", model_rate))
+        b_vs_m = (ratio(b["tiles_per_s"], b.get("model_only_tiles_per_s", model_rate))
+                  if b else math.nan)
         rows.append({"config": cfg, "scene_px": args.scene_size, "e2e": e, "baseline": b,
-                     "e2e_vs_model": ratio(e["tiles_per_s"], model_rate),
-                     "baseline_vs_model": ratio(b_rate, model_rate),
-                     "e2e_vs_baseline": ratio(e["tiles_per_s"], b_rate)})
+                     "model_only_tiles_per_s": e.get("model_only_tiles_per_s", model_rate),
+                     "e2e_vs_model": e_vs_m, "baseline_vs_model": b_vs_m,
+                     "e2e_vs_baseline": ratio(e_vs_m, b_vs_m)})
     memory = [results[("e2e", "tile128", n)] for n in args.sizes
               if ("e2e", "tile128", n) in results]
     return rows, memory
@@ -650,8 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     results = execute(plan, args, threads, mo["tiles_per_s"])
     rows, memory = assemble(plan, args, results, mo["tiles_per_s"])
     fit = linear_fit([(r["tiles"], r["wall_s"]) for r in memory if r["rc"] == 0])
-    print("\n## Throughput (model-only "
-          f"{mo['tiles_per_s']:.0f} tiles/s, {threads} threads, batch {args.batch})\n")
+    print(f"\n## Throughput ({threads} threads, batch {args.batch}; model-only bracketing each "
+          f"run, {mo['tiles_per_s']:.0f} tiles/s at the start)\n")
     print(throughput_table(rows))
     print("\n## Peak RSS and wall vs scene size (tile128)\n")
     print(memory_table(memory, fit))

@@ -21,7 +21,7 @@ import numpy as np
 from .errors import DeviceUnavailableError, ModelContractError, ModelLoadError
 from .feedback import Feedback, ensure_feedback
 from .preprocess import DEFAULT_PERCENTILES, STRETCH_MODES, PixelContract
-from .threads import default_threads
+from .threads import default_threads, plan_workers
 
 MODEL_TYPE = "analog-embedding"
 CPU = "CPUExecutionProvider"
@@ -255,7 +255,9 @@ class EmbeddingModel:
         providers = select_providers(device, ort.get_available_providers())
         opts = ort.SessionOptions()
         self._threads = threads if threads and threads > 0 else default_threads()
-        opts.intra_op_num_threads = self._threads
+        # onnxruntime's run() is thread-safe: the stream's workers share this one session.
+        self.workers, intra = plan_workers(self._threads, providers[0])
+        opts.intra_op_num_threads = intra
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3  # errors only: ORT's warnings would flood the QGIS log
@@ -285,7 +287,8 @@ class EmbeddingModel:
             f"Model {self.path.name} (version {self.metadata.version}, input "
             f"{self.channels}x{self.input_size}x{self.input_size}, embedding "
             f"{self.embedding_dim}) on {self.provider} (device={device}, "
-            f"{self._threads} thread(s)); pixels: {self._contract.describe()}"
+            f"{self._threads} thread(s): {self.workers} worker(s) x {intra}); "
+            f"pixels: {self._contract.describe()}"
         )
         if probe:
             rng = np.random.default_rng(0)

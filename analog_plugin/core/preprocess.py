@@ -196,24 +196,33 @@ def _fill_invalid(x: np.ndarray, valid: np.ndarray, fallback: np.ndarray) -> np.
     return out
 
 
-def _sorted_percentiles(
+def _percentiles(
     flat: np.ndarray, q: np.ndarray, n_valid: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``np.percentile(values, q)`` (linear method) along the last axis, for a whole batch in one
-    sort. With ``n_valid`` (per row), invalid values must have been set to +inf so they sort
-    last, and each row's percentiles are taken over its first ``n_valid`` values."""
-    srt = np.sort(flat, axis=-1)
-    n = np.full(srt.shape[:-1], srt.shape[-1]) if n_valid is None else n_valid
-    out = []
-    for frac in q / 100.0:
-        pos = frac * np.maximum(n - 1, 0)
-        i = np.floor(pos).astype(np.int64)
-        j = np.minimum(i + 1, np.maximum(n - 1, 0))
-        t = (pos - i).astype(np.float32)
-        lo = np.take_along_axis(srt, i[..., None], axis=-1)[..., 0]
-        hi = np.take_along_axis(srt, j[..., None], axis=-1)[..., 0]
-        out.append((lo * (1 - t) + hi * t).astype(np.float64))
-    return out[0], out[1]
+    """``np.percentile(values, q)`` (linear method) of the last axis, two percentiles per row.
+
+    With ``n_valid`` (per row), invalid values must have been set to +inf so they order last, and
+    each row's percentiles are taken over its first ``n_valid`` values. Why a partition and not a
+    sort: only the four order statistics around the two ranks are needed, and ``np.partition``
+    finds them in linear time (half the cost of sorting a 96 x 96 tile); rows are grouped by their
+    valid count so a batch of whole tiles is one call.
+    """
+    rows = flat.reshape(-1, flat.shape[-1])
+    n = (np.full(rows.shape[0], rows.shape[-1]) if n_valid is None
+         else np.asarray(n_valid).reshape(-1))
+    out = np.empty((2, rows.shape[0]), dtype=np.float64)
+    for count in np.unique(n):
+        sel = np.flatnonzero(n == count)
+        last = max(int(count) - 1, 0)
+        pos = [frac * last for frac in q / 100.0]
+        lo_i = [int(np.floor(p)) for p in pos]
+        hi_i = [min(i + 1, last) for i in lo_i]
+        part = np.partition(rows[sel], sorted(set(lo_i + hi_i)), axis=-1)
+        for k, (p, i, j) in enumerate(zip(pos, lo_i, hi_i, strict=True)):
+            t = np.float32(p - i)
+            out[k, sel] = part[:, i] * (1 - t) + part[:, j] * t
+    shape = flat.shape[:-1]
+    return out[0].reshape(shape), out[1].reshape(shape)
 
 
 def _nearest_mask(valid: np.ndarray, size: int) -> np.ndarray:
@@ -234,11 +243,11 @@ def _tile_bounds(
     flat = x.reshape(n, b, -1)
     q = np.asarray(contract.percentiles, dtype=np.float64)
     if valid is None:
-        lo, hi = _sorted_percentiles(flat, q)
+        lo, hi = _percentiles(flat, q)
     else:
         v = valid.reshape(n, 1, -1)
         v = np.where(v.any(axis=-1, keepdims=True), v, True)  # no valid pixel: use them all
-        lo, hi = _sorted_percentiles(np.where(v, flat, np.inf), q,
+        lo, hi = _percentiles(np.where(v, flat, np.inf), q,
                                      np.broadcast_to(v.sum(axis=-1), (n, b)))
     floor = contract.min_span_fraction * layer.span[None, :]
     short = (hi - lo) < floor

@@ -97,22 +97,26 @@ def test_stream_equals_sequential_path(texture: tuple[Path, np.ndarray],
     assert len(got) == 24  # (56 - 16) / 8 + 1 = 6 columns x (40 - 16) / 8 + 1 = 4 rows, all whole
 
 
-def test_reader_error_surfaces_with_its_type(texture: tuple[Path, np.ndarray],
-                                             layout_model: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("owner", "method", "at", "error"), [
+    (RasterSource, "read_window", 5, RasterReadError("disk went away at call 5")),  # reader
+    (EmbeddingModel, "embed", 3, MemoryError("out of memory at call 3")),  # a worker
+])
+def test_thread_errors_surface_with_their_type(
+        texture: tuple[Path, np.ndarray], layout_model: Path, monkeypatch: pytest.MonkeyPatch,
+        owner: type, method: str, at: int, error: Exception) -> None:
     path, _ = texture
     calls = {"n": 0}
-    real = RasterSource.read_window
+    real = getattr(owner, method)
 
-    def flaky(self: RasterSource, *a: object, **k: object) -> object:
+    def flaky(self: object, *a: object, **k: object) -> object:
         calls["n"] += 1
-        if calls["n"] == 5:
-            raise RasterReadError("disk went away at tile 5")
-        return real(self, *a, **k)  # type: ignore[arg-type]
+        if calls["n"] == at:
+            raise error
+        return real(self, *a, **k)
 
-    monkeypatch.setattr(RasterSource, "read_window", flaky)
-    with pytest.raises(RasterReadError, match="tile 5"):
-        _stream(path, layout_model)
+    monkeypatch.setattr(owner, method, flaky)
+    with pytest.raises(type(error), match=f"at call {at}"):
+        _stream(path, layout_model, batch=1)
 
 
 def test_cancel_stops_the_stream(texture: tuple[Path, np.ndarray], layout_model: Path) -> None:
@@ -208,3 +212,50 @@ def test_output_equal_to_an_input_is_refused(scored: tuple[Path, Path, Path],
         score_raster(raster_path=gpkg_raster, library_path=lib, model_path=layout_model,
                      output_path=gpkg_raster, tile_size=S)
     assert gpkg_raster.read_bytes() == before
+
+
+# -- batch-parallel workers -------------------------------------------------------------------
+def test_workers_keep_request_order_and_results(texture: tuple[Path, np.ndarray],
+                                                layout_model: Path) -> None:
+    """Three workers finishing out of order still yield batches in request order, with the
+    embeddings a single worker gives."""
+    import threading
+    import time
+
+    path, _ = texture
+    model = EmbeddingModel(layout_model, device="cpu")
+    real, first = model.embed, threading.Event()
+
+    def slow_first(batch: np.ndarray) -> np.ndarray:
+        if not first.is_set():  # the first batch finishes last: the others overtake it
+            first.set()
+            time.sleep(0.3)
+        return real(batch)
+
+    runs = {}
+    for workers in (1, 3):
+        if workers == 3:
+            model.embed = slow_first  # type: ignore[method-assign]
+        with RasterSource(path) as src:
+            grid = make_grid(src.info.width, src.info.height, S, S, 50.0)
+            stream = TileEmbeddingStream(
+                src, (TileRequest(t, t.window) for t in grid), model, src.layer_stats(),
+                NullFeedback(), batch_size=1, min_valid=1.0, workers=workers,
+            )
+            runs[workers] = [(t.tile_id, e) for b in stream for t, e in
+                             zip(b.payloads, b.embeddings, strict=True)]
+    ids = [i for i, _ in runs[3]]
+    assert ids == sorted(ids) and ids == [i for i, _ in runs[1]] and len(ids) == 24
+    for (_, a), (_, b) in zip(runs[1], runs[3], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_plan_workers() -> None:
+    from analog_plugin.core.threads import plan_workers
+
+    assert plan_workers(1) == (1, 1)
+    assert plan_workers(2) == (2, 1)
+    assert plan_workers(3) == (3, 1)
+    assert plan_workers(16) == (4, 4)
+    assert plan_workers(10) == (4, 2)
+    assert plan_workers(8, "CUDAExecutionProvider") == (4, 1)

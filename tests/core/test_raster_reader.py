@@ -160,3 +160,19 @@ def test_read_image_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
             ds.write(np.full((1, 8, 8), 9, np.uint8))
     pixels, valid = read_image_file(gray)
     assert pixels.shape == (1, 8, 8) and valid is None
+
+
+@pytest.mark.parametrize(("dtype", "kept"), [(np.uint8, np.uint8), (np.int16, np.int16),
+                                              (np.uint16, np.uint16), (np.int32, np.float32),
+                                              (np.float64, np.float32)])
+def test_pixels_keep_small_integer_types(make_raster: MakeRaster, dtype: type,
+                                         kept: type) -> None:
+    """8/16-bit pixels travel in their own type (a quarter of the bytes), others as float32;
+    edge padding too."""
+    a = (np.arange(20 * 20).reshape(20, 20) % 250).astype(dtype)
+    with RasterSource(make_raster(a)) as src:
+        inner = src.read_window(PixelWindow(2, 3, 8, 8))
+        edge = src.read_window(PixelWindow(16, 16, 8, 8))
+    assert inner.pixels.dtype == kept and edge.pixels.dtype == kept
+    np.testing.assert_array_equal(inner.pixels[0], a[3:11, 2:10].astype(kept))
+    np.testing.assert_array_equal(edge.pixels[0, :4, :4], a[16:, 16:].astype(kept))
