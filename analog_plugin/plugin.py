@@ -30,6 +30,9 @@ class AnalogPlugin:
         provider = AnalogProvider()
         if registry.addProvider(provider):
             self.provider = provider
+            # The shipped graphical models chain this provider's algorithms: they resolve their
+            # child steps (and so their outputs) only once the provider is registered.
+            provider.refreshAlgorithms()
 
     def initGui(self) -> None:  # noqa: N802 - QGIS API name
         self.initProcessing()

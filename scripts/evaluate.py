@@ -1,12 +1,20 @@
 #!/usr/bin/env python
-"""Evaluate the exported embedding model against baselines on the validation split.
+"""Evaluate the shipped model, the previous one and baselines by grouped cross-validation.
 
-    python scripts/evaluate.py --data ../shared/data --model models/analog-siamese.onnx
+    python scripts/evaluate.py --data ../shared/data --model models/analog-siamese.onnx \
+        --fold-models runs/v2/folds --previous models/archive/analog-siamese-1.1.0.onnx
 
-Images go through the plugin's ``prepare_image`` (per-image 2-98 % stretch, luma, area resize,
-(x-mean)/std with the model's metadata). Methods: the learned ONNX model, raw downsampled pixels,
-an LBP + GLCM texture descriptor, and the same network with random weights. Writes a markdown
-table, a JSON file with every number, and PNG figures.
+Folds: repeated grouped 4-fold (HiRISE by observation, AID per class; every class in every
+validation fold; ``analog_train.folds``). Methods, all fed through the plugin's preprocessing:
+- v2 (this model): for fold f the head trained without fold f (``--fold-models``/<fold>.onnx,
+  written by ``train_v2.py --cv``), so its figures are honest held-out figures;
+- v1: the previous shipped model (fixed weights; it was trained on 70 % of these tiles, so its
+  cross-validated figures are optimistic);
+- baselines: raw pixels 32x32, LBP+GLCM texture (fitted per fold), a random-weight CNN (v1's
+  architecture, centred per fold) and the frozen ImageNet EfficientNet-Lite0 trunk with no
+  training (standardised and centred per fold).
+Writes ``<out>/cv_metrics.json``, ``<out>/cv_metrics.md``, the per-class confusion matrix and
+retrieval figures under ``--figures``, and (``--card``) rewrites the model card from the numbers.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,147 +33,204 @@ for p in (ROOT, ROOT / "scripts"):
 
 import numpy as np  # noqa: E402
 from analog_train.baselines import TextureDescriptor, raw_pixels  # noqa: E402
-from analog_train.data import HIRISE_DIR, load_split, read_image, read_labels  # noqa: E402
-from analog_train.evaluation import (  # noqa: E402
-    DUNE_LABELS,
-    build_invariance_set,
-    earth_to_mars,
-    invariance,
-    mars_to_mars,
-    prepare01,
+from analog_train.card import write_card  # noqa: E402
+from analog_train.cv_eval import (  # noqa: E402
+    Corpus,
+    Method,
+    confusion,
+    evaluate_fold,
+    onnx_method,
+    summarise,
 )
-from analog_train.export import onnx_embed, read_metadata  # noqa: E402
-from analog_train.figures import embedding_map, retrieval_grid  # noqa: E402
-from analog_train.metrics import ranking  # noqa: E402
-from analog_train.report import markdown_table  # noqa: E402
+from analog_train.data import AID_DIR, HIRISE_DIR, list_aid, read_image, read_labels  # noqa: E402
+from analog_train.figures import confusion_figure  # noqa: E402
+from analog_train.folds import Fold, fold_table, make_folds  # noqa: E402
 
-from analog_plugin.core.preprocess import normalise  # noqa: E402
+from analog_plugin.core.preprocess import prepare_image, unit_contract  # noqa: E402
+
+MARS_ORDER = ("mars:other", "mars:edge", "mars:crater", "mars:dark_dune", "mars:bright_dune",
+              "mars:slope_streak")
+
+
+def load_corpus(data: Path) -> tuple[Corpus, list, dict]:
+    labels = read_labels(data / HIRISE_DIR / "labels.csv")
+    aid = list_aid(data)
+    raws, lab, place, mars = [], [], [], []
+    for r in labels:
+        raws.append(read_image(data / HIRISE_DIR / "tiles" / r.file))
+        lab.append(f"mars:{r.cls}")
+        place.append(r.observation)
+        mars.append(True)
+    for cls, files in sorted(aid.items()):
+        for f in files:
+            raws.append(read_image(data / AID_DIR / "images" / cls / f))
+            lab.append(f"earth:{cls}")
+            place.append(f"{cls}/{f}")
+            mars.append(False)
+    return Corpus(raws, lab, place, np.array(mars)), labels, aid
+
+
+def unit01(raws: Sequence[np.ndarray], size: int = 96) -> np.ndarray:
+    """0..1 images through the plugin's per-tile contract (what the baselines get)."""
+    c = unit_contract(size, 1, stretch="tile", percentiles=(2.0, 98.0), min_span_fraction=0.1)
+    return np.stack([prepare_image(np.asarray(r, np.float32), c)[0] for r in raws])
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def baseline_methods(corpus: Corpus, trunk: Path | None) -> list[Method]:
+    """Training-free (or fitted-per-fold) baselines; each sees the training side only."""
+    def train_side(fold: Fold) -> list[np.ndarray]:
+        val = corpus.validation(fold)
+        return [r for r, v, m in zip(corpus.raws, val, corpus.mars, strict=True) if m and not v]
+
+    def raw32(raws: Sequence[np.ndarray], fold: Fold) -> np.ndarray:
+        return _unit(raw_pixels(unit01(raws), 32))
+
+    textures: dict[str, TextureDescriptor] = {}
+
+    def texture(raws: Sequence[np.ndarray], fold: Fold) -> np.ndarray:
+        if fold.name not in textures:
+            textures[fold.name] = TextureDescriptor().fit(unit01(train_side(fold)[::4]))
+        return _unit(textures[fold.name](unit01(raws)))
+
+    import torch
+    from analog_train.net import EmbeddingNet
+
+    torch.manual_seed(0)
+    rnd = EmbeddingNet(1, embedding_dim=64).eval()
+    centres: dict[str, np.ndarray] = {}
+
+    def rnd_raw(raws: Sequence[np.ndarray]) -> np.ndarray:
+        x = torch.from_numpy((unit01(raws)[:, None] - 0.5) / 0.25).float()
+        with torch.no_grad():
+            return np.concatenate([rnd(x[i : i + 256]).numpy() for i in range(0, len(x), 256)])
+
+    def random_cnn(raws: Sequence[np.ndarray], fold: Fold) -> np.ndarray:
+        if fold.name not in centres:
+            centres[fold.name] = rnd_raw(train_side(fold)).mean(0)
+        return _unit(rnd_raw(raws) - centres[fold.name])
+
+    methods = [Method("raw pixels 32x32", raw32), Method("LBP+GLCM texture", texture, True),
+               Method("random-weight CNN", random_cnn, True)]
+    if trunk is not None and trunk.exists():
+        from analog_train.features import TrunkRunner, TrunkSpec
+
+        runner, spec = TrunkRunner(trunk), TrunkSpec()
+        stats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+        def feats(raws: Sequence[np.ndarray]) -> np.ndarray:
+            c = spec.contract()
+            return runner.features(np.stack([prepare_image(np.asarray(r, np.float32), c)
+                                             for r in raws]))
+
+        def frozen(raws: Sequence[np.ndarray], fold: Fold) -> np.ndarray:
+            if fold.name not in stats:
+                f = feats(train_side(fold))
+                mu, sd = f.mean(0), f.std(0) + 1e-6
+                stats[fold.name] = (mu, sd, _unit((f - mu) / sd).mean(0))
+            mu, sd, c = stats[fold.name]
+            return _unit(_unit((feats(raws) - mu) / sd) - c)
+
+        methods.append(Method("ImageNet Lite0, frozen (no training)", frozen, True))
+    return methods
+
+
+def markdown(summary: dict[str, dict], folds: int) -> str:
+    names = list(summary)
+    rows = [("kNN (k=5) accuracy", "knn_accuracy"), ("kNN macro-F1", "macro_f1"),
+            ("mAP@R (macro)", "map_at_r_macro"), ("precision@10 (macro)", "p_at_10_macro"),
+            ("Earth→Mars dune precision@50", "e2m_precision"),
+            ("Earth→Mars dune lift (x base rate)", "e2m_lift"),
+            ("invariance gap", "invariance_gap"),
+            ("same-landform verification, balanced accuracy", "verify_balanced_accuracy")]
+    out = [f"| grouped CV, {folds} folds (mean ± sd) | " + " | ".join(names) + " |",
+           "|---|" + "---|" * len(names)]
+    for label, key in rows:
+        cells = [f"{summary[n][key]['mean']:.3f} ± {summary[n][key]['sd']:.3f}" for n in names]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "analog-siamese.onnx")
-    ap.add_argument("--split", type=Path, default=ROOT / "models" / "analog-siamese.split.json")
-    ap.add_argument("--figures", type=Path, default=ROOT / "models" / "figures")
-    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "eval")
-    ap.add_argument("--n-invariance", type=int, default=200)
+    ap.add_argument("--fold-models", type=Path, default=ROOT / "runs" / "v2" / "folds")
+    ap.add_argument("--previous", type=Path,
+                    default=ROOT / "models" / "archive" / "analog-siamese-1.1.0.onnx")
+    ap.add_argument("--trunk", type=Path, default=ROOT / "runs" / "v2" / "trunk_int8.onnx")
+    ap.add_argument("--folds", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--n-invariance", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "eval")
+    ap.add_argument("--figures", type=Path, default=ROOT / "models" / "figures")
+    ap.add_argument("--card", type=Path, default=None, help="rewrite this model card")
     args = ap.parse_args(argv)
     t0 = time.time()
-
-    meta = read_metadata(args.model)
-    size = int(meta["input_size"])  # type: ignore[call-overload]
-    mean, std = list(meta["mean"]), list(meta["std"])  # type: ignore[call-overload]
-    split = load_split(args.split)
-    val_obs = set(split.val_observations)
-    labels = read_labels(args.data / HIRISE_DIR / "labels.csv")
-    mars_raw = [read_image(args.data / HIRISE_DIR / "tiles" / r.file) for r in labels]
-    mars01 = np.stack([prepare01(r, size) for r in mars_raw])
-    is_val = np.array([r.observation in val_obs for r in labels])
-    mlab = np.array([f"mars:{r.cls}" for r in labels])
-    mobs = np.array([r.observation for r in labels])
-    aid_files = [(c, f) for c, fs in sorted(split.aid_val.items()) for f in fs]
-    aid01 = np.stack([prepare01(read_image(args.data / "aid-natural" / "images" / c / f), size)
-                      for c, f in aid_files])
-    alab = np.array([f"earth:{c}" for c, _ in aid_files])
-    print(f"{len(mars01)} Mars tiles ({is_val.sum()} val), {len(aid01)} AID val images "
-          f"prepared in {time.time() - t0:.0f} s", flush=True)
-
-    def learned(x01: np.ndarray) -> np.ndarray:
-        return onnx_embed(args.model, normalise(x01[:, None].astype(np.float32), mean, std))
-
-    import torch
-    from analog_train.net import EmbeddingNet
-
-    torch.manual_seed(args.seed)
-    rnd_net = EmbeddingNet(1, embedding_dim=int(meta["embedding_dim"])).eval()  # type: ignore[call-overload]
-
-    def random_raw(x01: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            x = torch.from_numpy(normalise(x01[:, None].astype(np.float32), mean, std))
-            return np.concatenate([rnd_net(x[i : i + 256]).numpy() for i in range(0, len(x), 256)])
-
-    # Same treatment as the shipped graph: subtract the mean training embedding (fair comparison;
-    # raw pixels are mean-removed and the texture features z-scored for the same reason).
-    rnd_center = random_raw(mars01[~is_val]).mean(0)
-
-    def random_net(x01: np.ndarray) -> np.ndarray:
-        return random_raw(x01) - rnd_center
-
-    texture = TextureDescriptor().fit(mars01[~is_val])
-    methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "learned (Siamese)": learned, "raw pixels 16x16": raw_pixels,
-        "LBP+GLCM texture": texture, "random-weight CNN": random_net,
-    }
-
-    rng = np.random.default_rng(args.seed)
-    val_idx = np.flatnonzero(is_val)
-    inv_idx = np.sort(rng.choice(val_idx, size=min(args.n_invariance, len(val_idx)), replace=False))
-    inv = build_invariance_set([mars_raw[i] for i in inv_idx], list(mobs[inv_idx]), size,
-                               args.seed, classes=list(mlab[inv_idx]))
-    desert = alab == "earth:Desert"
-
-    results: dict[str, dict] = {}
-    embeds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, fn in methods.items():
-        t1 = time.time()
-        em, ea = fn(mars01), fn(aid01)
-        embeds[name] = (em, ea)
-        results[name] = {
-            "mars_to_mars": mars_to_mars(em[is_val], list(mlab[is_val]), em[~is_val],
-                                         list(mlab[~is_val])),
-            "earth_to_mars": earth_to_mars(ea[desert], em[is_val], list(mlab[is_val])),
-            "earth_to_mars_all_tiles": earth_to_mars(ea[desert], em, list(mlab)),
-            "invariance": invariance(fn, inv),
-        }
-        r = results[name]
-        print(f"{name}: kNN acc {r['mars_to_mars']['knn_accuracy']:.3f} "
-              f"F1 {r['mars_to_mars']['macro_f1']:.3f} "
-              f"E2M lift {r['earth_to_mars']['lift']:.2f} "
-              f"inv gap {r['invariance']['gap']:.3f} ({time.time() - t1:.0f} s)", flush=True)
-
+    corpus, labels, aid = load_corpus(args.data)
+    folds = make_folds(labels, aid, args.folds, args.repeats)
+    print(f"{len(corpus.raws)} images, {len(folds)} folds, loaded in {time.time() - t0:.0f} s",
+          flush=True)
+    fold_dir = args.fold_models
+    if not all((fold_dir / f"{f.name}.onnx").exists() for f in folds):
+        raise SystemExit(f"fold models missing in {fold_dir}: run scripts/train_v2.py --cv")
+    methods = [onnx_method("v2 (this model)", lambda f: str(fold_dir / f"{f.name}.onnx"), True)]
+    if args.previous.exists():
+        methods.append(onnx_method("v1 (1.1.0)", lambda f: str(args.previous), False))
+    methods += baseline_methods(corpus, args.trunk)
+    per_fold: dict[str, list[dict]] = {m.name: [] for m in methods}
+    for fold in folds:
+        for m in methods:
+            per_fold[m.name].append(evaluate_fold(m, corpus, fold, args.n_invariance, args.seed))
+            r = per_fold[m.name][-1]
+            print(f"{fold.name} {m.name}: kNN {r['knn_accuracy']:.3f} F1 {r['macro_f1']:.3f} "
+                  f"lift {r['e2m_lift']:.2f} inv {r['invariance_gap']:.3f} "
+                  f"({time.time() - t0:.0f} s)", flush=True)
+        for m in methods:  # per-fold embeddings are not needed again
+            m.cache.pop(fold.name, None)
+    summary = {name: summarise(rows) for name, rows in per_fold.items()}
     args.out.mkdir(parents=True, exist_ok=True)
-    info = {"model": str(args.model), "metadata": meta, "n_val_tiles": int(is_val.sum()),
-            "n_train_tiles": int((~is_val).sum()), "n_desert_queries": int(desert.sum()),
-            "val_observations": len(val_obs), "seconds": time.time() - t0}
-    (args.out / "metrics.json").write_text(json.dumps({"info": info, "results": results},
-                                                      indent=1))
-    table = markdown_table(results)
-    (args.out / "metrics.md").write_text(table)
+    table = markdown(summary, len(folds))
+    doc = {"folds": fold_table(folds, labels), "summary": summary,
+           "per_fold": {n: [{k: v for k, v in r.items() if k != "confusion"} for r in rows]
+                        for n, rows in per_fold.items()},
+           "seconds": time.time() - t0}
+    (args.out / "cv_metrics.json").write_text(json.dumps(doc, indent=1))
+    (args.out / "cv_metrics.md").write_text(table + "\n")
     print(table)
-
-    # Figures (learned model).
-    em, ea = embeds["learned (Siamese)"]
-    rows = []
-    for qi in np.flatnonzero(desert)[:: max(1, int(desert.sum()) // 4)][:4]:
-        order = ranking(ea[qi : qi + 1], em[is_val])[0][:7]
-        rows.append((aid01[qi], str(alab[qi]),
-                     [(mars01[val_idx[j]], str(mlab[val_idx[j]]), mlab[val_idx[j]] in DUNE_LABELS)
-                      for j in order]))
-    tr_idx = np.flatnonzero(~is_val)
-    for cls in ("mars:dark_dune", "mars:bright_dune", "mars:crater", "mars:slope_streak",
-                "mars:edge", "mars:other"):
-        cand = [i for i in val_idx if mlab[i] == cls]
-        if not cand:
-            continue
-        qi = cand[len(cand) // 2]
-        order = ranking(em[qi : qi + 1], em[tr_idx])[0][:7]
-        rows.append((mars01[qi], cls, [(mars01[tr_idx[j]], str(mlab[tr_idx[j]]),
-                                        mlab[tr_idx[j]] == cls) for j in order]))
-    retrieval_grid(rows, args.figures / "retrieval_grid.png")
-    keep_aid = np.isin(alab, ["earth:Desert", "earth:BareLand", "earth:Mountain"])
-    embedding_map(np.concatenate([em[is_val], ea[keep_aid]]),
-                  list(mlab[is_val]) + list(alab[keep_aid]),
-                  args.figures / "embedding_pca.png",
-                  "PCA of learned embeddings: Mars val tiles (o), AID val (^)")
-    er, ear = embeds["random-weight CNN"]
-    embedding_map(np.concatenate([er[is_val], ear[keep_aid]]),
-                  list(mlab[is_val]) + list(alab[keep_aid]),
-                  args.figures / "embedding_pca_random.png",
-                  "PCA of random-weight CNN embeddings (baseline)")
-    print(f"figures in {args.figures}; metrics in {args.out}; {time.time() - t0:.0f} s")
+    classes = [c for c in MARS_ORDER if c in set(corpus.label)]
+    cm = confusion(per_fold["v2 (this model)"], classes)
+    confusion_figure(cm, [c.split(":")[1] for c in classes], args.figures / "confusion_v2.png",
+                     "v2, grouped CV: truth (rows) x kNN prediction")
+    if args.card is not None:
+        thr = summary["v2 (this model)"]["verify_threshold_cos"]["mean"]
+        stamp_threshold(args.model, thr)
+        print(f"same_landform_cos = {thr:.4f} stamped into {args.model}")
+        write_card(args.card, args.model, doc, table)
+        print(f"card written: {args.card}")
+    print(f"done in {time.time() - t0:.0f} s; metrics in {args.out}")
     return 0
+
+
+def stamp_threshold(model: Path, cos: float) -> None:
+    """Write the calibrated SAME_LANDFORM threshold into the model's metadata (atomically):
+    the mean of the per-fold thresholds, each chosen on the training side of its fold."""
+    import onnx
+
+    m = onnx.load(str(model))
+    props = {p.key: p.value for p in m.metadata_props}
+    props["same_landform_cos"] = json.dumps(round(float(cos), 6))
+    del m.metadata_props[:]
+    for k, v in props.items():
+        m.metadata_props.add(key=k, value=v)
+    tmp = model.with_suffix(".onnx.tmp")
+    onnx.save(m, str(tmp))
+    tmp.replace(model)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+V1_SPLIT = ROOT / "models" / "archive" / "analog-siamese-1.1.0.split.json"
 for p in (ROOT, ROOT / "scripts"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
@@ -42,7 +43,7 @@ from analog_plugin.core.preprocess import PixelContract, prepare_image  # noqa: 
 TRAINING_DATA = (
     "HiRISE landmark tiles v1 (Wagstaff et al. 2018, doi:10.5281/zenodo.1048301; "
     "NASA/JPL/UArizona), training observations only; AID natural-scene subset (Xia et al. 2017, "
-    "Google Earth imagery), training files only; split in analog-siamese.split.json"
+    "Google Earth imagery), training files only; split in archive/analog-siamese-1.1.0.split.json"
 )
 
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "analog-siamese.onnx")
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--version", default="1.0.0")
-    ap.add_argument("--split", type=Path, default=ROOT / "models" / "analog-siamese.split.json")
+    ap.add_argument("--split", type=Path, default=V1_SPLIT)
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "cache")
     ap.add_argument("--no-center", action="store_true",
                     help="do not bake the mean training embedding subtraction into the graph")

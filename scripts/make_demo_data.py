@@ -31,6 +31,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 REPO = Path(__file__).resolve().parent.parent
+V1_SPLIT = REPO / "models" / "archive" / "analog-siamese-1.1.0.split.json"
 CELL = 227
 COLS, ROWS = 8, 6
 # Cells per class (48 in all): every landform of the set, dunes well represented.
@@ -72,7 +73,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, required=True, help="the shared data folder")
     ap.add_argument("--out", type=Path, default=REPO / "demo")
     args = ap.parse_args()
-    split = json.loads((REPO / "models" / "analog-siamese.split.json").read_text())
+    split = json.loads((V1_SPLIT).read_text())
     cells = pick_cells(args.data, split)
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -3,7 +3,10 @@
 
 scores.qml: graduated renderer on ``score`` (0..1, 6 equal classes, viridis, semi-transparent
 fills, no outlines). library.qml: categorized renderer on ``class`` (a few landform classes with
-distinct colours, plus a catch-all). Run headless::
+distinct colours, plus a catch-all). heatmap.qml: single-band pseudocolour (viridis, 0.5..1, nodata
+transparent) for the similarity surface. landforms.qml: categorized on ``landform`` (the HiRISE
+landmark classes and common analogue landforms, with a legend). sites.qml: landing ellipses,
+outlined and labelled with their rank. Run headless::
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/make_styles.py [--out resources/styles]
 """
@@ -22,14 +25,21 @@ from qgis.core import (  # noqa: E402
     QgsApplication,
     QgsCategorizedSymbolRenderer,
     QgsClassificationEqualInterval,
+    QgsColorRampShader,
     QgsFillSymbol,
     QgsGradientColorRamp,
     QgsGradientStop,
     QgsGraduatedSymbolRenderer,
     QgsMapLayer,
+    QgsPalLayerSettings,
+    QgsRasterLayer,
+    QgsRasterShader,
     QgsRendererCategory,
     QgsRendererRange,
+    QgsSingleBandPseudoColorRenderer,
+    QgsTextFormat,
     QgsVectorLayer,
+    QgsVectorLayerSimpleLabeling,
 )
 from qgis.PyQt.QtGui import QColor  # noqa: E402
 
@@ -93,15 +103,88 @@ def library_renderer() -> QgsCategorizedSymbolRenderer:
     return QgsCategorizedSymbolRenderer("class", categories)
 
 
-def write(layer: QgsVectorLayer, path: Path) -> None:
+LANDFORMS = {
+    "dark_dune": "#b2182b", "bright_dune": "#f4a582", "crater": "#2166ac", "edge": "#404040",
+    "slope_streak": "#762a83", "other": "#bababa", "dune_field": "#fdb863", "yardang": "#e66101",
+    "playa": "#b2abd2", "channel": "#1b9e77",
+}
+
+
+def landform_renderer() -> QgsCategorizedSymbolRenderer:
+    categories = [QgsRendererCategory(name, fill(color, 0.55), name.replace("_", " "))
+                  for name, color in LANDFORMS.items()]
+    categories.append(QgsRendererCategory(None, fill("#e0e0e0", 0.55), "other class"))
+    return QgsCategorizedSymbolRenderer("landform", categories)
+
+
+def heatmap_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRenderer:
+    ramp = QgsColorRampShader(0.5, 1.0)
+    ramp.setColorRampType(QgsColorRampShader.Type.Interpolated)
+    items = [QgsColorRampShader.ColorRampItem(0.5 + 0.5 * i / (len(VIRIDIS) - 1), QColor(c),
+                                              f"{0.5 + 0.5 * i / (len(VIRIDIS) - 1):.2f}")
+             for i, c in enumerate(VIRIDIS)]
+    ramp.setColorRampItemList(items)
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(0.5)
+    renderer.setClassificationMax(1.0)
+    renderer.setOpacity(0.75)
+    return renderer
+
+
+def sites_layer() -> QgsVectorLayer:
+    layer = QgsVectorLayer("Polygon?field=rank:integer&field=mean_score:double", "sites",
+                           "memory")
+    from qgis.core import QgsSingleSymbolRenderer
+
+    # No fill (style "no"), an opaque magenta outline: the scores stay readable underneath.
+    outline = QgsFillSymbol.createSimple({"color": "0,0,0,0", "style": "no",
+                                          "outline_style": "solid", "outline_color": "#e7298a",
+                                          "outline_width": "0.8", "outline_width_unit": "MM"})
+    layer.setRenderer(QgsSingleSymbolRenderer(outline))
+    settings = QgsPalLayerSettings()
+    settings.fieldName = "rank"
+    text = QgsTextFormat()
+    text.setSize(12)
+    text.setColor(QColor("#e7298a"))
+    buffer = text.buffer()
+    buffer.setEnabled(True)
+    buffer.setColor(QColor("white"))
+    text.setBuffer(buffer)
+    settings.setFormat(text)
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+    layer.setLabelsEnabled(True)
+    return layer
+
+
+def write(layer: QgsVectorLayer | QgsRasterLayer, path: Path,
+          categories: QgsMapLayer.StyleCategory = QgsMapLayer.Symbology) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    message, ok = layer.saveNamedStyle(str(path), QgsMapLayer.Symbology)
+    message, ok = layer.saveNamedStyle(str(path), categories)
     if not ok:
         raise RuntimeError(f"could not write {path}: {message}")
     # Random per-run UUIDs would make every regeneration a diff; QGIS recreates them on load.
     text = re.sub(r' uuid="\{[0-9a-f-]+\}"', "", path.read_text(encoding="utf-8"))
     path.write_text(text, encoding="utf-8")
     print(f"wrote {path}")
+
+
+def write_heatmap_style(path: Path) -> None:
+    import tempfile
+
+    import numpy as np
+    from osgeo import gdal
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tif = str(Path(tmp) / "heat.tif")
+        ds = gdal.GetDriverByName("GTiff").Create(tif, 4, 4, 1, gdal.GDT_Float32)
+        ds.GetRasterBand(1).WriteArray(np.linspace(0.5, 1, 16, dtype=np.float32).reshape(4, 4))
+        ds.GetRasterBand(1).SetNoDataValue(-1)
+        ds = None
+        layer = QgsRasterLayer(tif, "heatmap")
+        layer.setRenderer(heatmap_renderer(layer))
+        write(layer, path)
 
 
 def main() -> int:
@@ -122,6 +205,13 @@ def main() -> int:
         )
         library.setRenderer(library_renderer())
         write(library, args.out / "library.qml")
+        landforms = QgsVectorLayer("Polygon?field=tile_id:integer&field=landform:string",
+                                   "landforms", "memory")
+        landforms.setRenderer(landform_renderer())
+        write(landforms, args.out / "landforms.qml")
+        write(sites_layer(), args.out / "sites.qml",
+              QgsMapLayer.Symbology | QgsMapLayer.Labeling)
+        write_heatmap_style(args.out / "heatmap.qml")
     finally:
         app.exitQgis()
     return 0

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+V1_SPLIT = ROOT / "models" / "archive" / "analog-siamese-1.1.0.split.json"
 for p in (ROOT, ROOT / "scripts"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--run", type=Path, default=ROOT / "runs" / "siamese")
-    ap.add_argument("--split", type=Path, default=ROOT / "models" / "analog-siamese.split.json")
+    ap.add_argument("--split", type=Path, default=V1_SPLIT)
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "cache")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-fraction", type=float, default=0.25)

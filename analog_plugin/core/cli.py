@@ -4,7 +4,13 @@
     python -m analog_plugin build-library --output lib.gpkg --raster earth.tif \\
         --polygons ex.gpkg --class-field landform
     python -m analog_plugin score --input hirise.tif --library lib.gpkg --output scores.gpkg \\
-        [--tile-size 200 --tile-units metres --overlap 25 --extent xmin,ymin,xmax,ymax]
+        [--tile-size 200 --tile-units metres --overlap 25 --extent xmin,ymin,xmax,ymax] \\
+        [--negative-classes river,farmland --output-heatmap heat.tif]
+    python -m analog_plugin classify --input hirise.tif --library lib.gpkg --output lf.gpkg \\
+        [--k 5 --smooth majority]
+    python -m analog_plugin rank-sites --scores scores.gpkg --output sites.gpkg \\
+        [--ellipse-major-km 20 --ellipse-minor-km 7 --dem dem.tif --max-slope 15]
+    python -m analog_plugin compare --image-a a.png --image-b b.png
 
 Each ``--flag`` is a Processing parameter name in lower case (``TILE_SIZE`` -> ``--tile-size``),
 with the same default, range and message. Messages and progress go to stderr, a JSON summary to
@@ -74,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     for param in P.SCORE_PARAMS:
         _add(s, param, *(["--raster"] if param is P.INPUT else []))
     s.add_argument("--style", default=None, help="QML stored as the default style")
+    c = sub.add_parser("classify", help="classify the landform of every tile (kNN on a library)")
+    for param in P.CLASSIFY_PARAMS:
+        _add(c, param, *(["--raster"] if param is P.INPUT else []))
+    r = sub.add_parser("rank-sites", help="rank landing ellipses on a scores GeoPackage")
+    for param in P.SITES_PARAMS:
+        _add(r, param)
+    r.add_argument("--scores-layer", default=None, help="layer of --scores (default: first)")
+    v = sub.add_parser("compare", help="compare two places (image files or raster regions)")
+    for param in P.COMPARE_PARAMS:
+        _add(v, param)
     return parser
 
 
@@ -89,10 +105,16 @@ def run(args: argparse.Namespace, feedback: ConsoleFeedback) -> dict[str, Any]:
     from .pipeline import build_library, score_raster
     from .vector_io import read_polygons
 
-    common = {k: getattr(args, k) for k in ("model", "tile_size", "tile_units", "bands",
-                                            "device", "batch_size")}
+    names = ("model", "tile_size", "tile_units", "bands", "device", "batch_size")
+    common: dict[str, Any] = {k: getattr(args, k, None) for k in names}
     common = {("model_path" if k == "model" else k): v for k, v in common.items()
               if v is not None}
+    if args.command == "classify":
+        return _classify(args, feedback, common)
+    if args.command == "rank-sites":
+        return _rank_sites(args, feedback)
+    if args.command == "compare":
+        return _compare(args, feedback)
     if args.command == "build-library":
         polygons: list[Any] = []
         if args.polygons:
@@ -121,15 +143,78 @@ def run(args: argparse.Namespace, feedback: ConsoleFeedback) -> dict[str, Any]:
         if not mask:
             raise ParameterError("MASK has no polygon with a geometry: every tile would be "
                                  "masked out")
-    optional = {k: getattr(args, k) for k in ("overlap", "min_valid") if getattr(args, k)
-                is not None}
+    optional = {k: getattr(args, k) for k in ("overlap", "min_valid", "negative_classes",
+                                              "heatmap_cell") if getattr(args, k) is not None}
     res = score_raster(raster_path=raster, library_path=P.check(P.LIBRARY, args.library),
                        output_path=P.check(P.OUTPUT_SCORES, args.output), extent=args.extent,
-                       mask_wkb=mask, style_qml=args.style, feedback=feedback, **optional,
-                       **common)
+                       mask_wkb=mask, style_qml=args.style, feedback=feedback,
+                       heatmap_path=args.output_heatmap, **optional, **common)
     return {"n_tiles": res.n_tiles, "n_scored": res.n_scored, "n_skipped": res.n_skipped,
             "provider": res.provider, "seconds": round(res.seconds, 3),
-            "output_path": str(res.output_path), "timing": res.timing}
+            "output_path": str(res.output_path), "timing": res.timing,
+            "heatmap_path": str(res.heatmap_path) if res.heatmap_path else None,
+            "class_fields": list(res.class_fields)}
+
+
+def _mask_wkb(path: str | None, raster: str) -> list[bytes]:
+    from .vector_io import read_polygons
+
+    if not path:
+        return []
+    rows, _ = read_polygons(path, _raster_wkt(raster))
+    mask = [wkb for wkb, _, _ in rows]
+    if not mask:
+        raise ParameterError("MASK has no polygon with a geometry: every tile would be masked out")
+    return mask
+
+
+def _classify(args: argparse.Namespace, feedback: ConsoleFeedback,
+              common: dict[str, Any]) -> dict[str, Any]:
+    from .pipeline import classify_landforms
+
+    raster = P.check(P.INPUT, args.input)
+    optional = {k: getattr(args, k) for k in ("k", "smooth", "overlap", "min_valid")
+                if getattr(args, k) is not None}
+    res = classify_landforms(raster_path=raster, library_path=P.check(P.LIBRARY, args.library),
+                             output_path=P.check(P.OUTPUT_LANDFORMS, args.output),
+                             extent=args.extent, mask_wkb=_mask_wkb(args.mask, raster),
+                             feedback=feedback, **optional, **common)
+    return {"n_tiles": res.n_tiles, "n_classified": res.n_classified, "counts": res.counts,
+            "provider": res.provider, "output_path": str(res.output_path)}
+
+
+def _rank_sites(args: argparse.Namespace, feedback: ConsoleFeedback) -> dict[str, Any]:
+    from .pipeline import rank_sites
+    from .vector_io import read_scores
+
+    scores = P.check(P.SCORES, args.scores)
+    field = P.check(P.SCORE_FIELD, args.score_field)
+    wkbs, values, wkt = read_scores(scores, field, args.scores_layer)
+    exclude: list[bytes] = []
+    if args.exclude:
+        from .vector_io import read_polygons
+
+        exclude = [w for w, _, _ in read_polygons(args.exclude, wkt)[0]]
+    names = ("ellipse_major_km", "ellipse_minor_km", "azimuth", "spacing_km", "max_slope",
+             "min_elevation", "max_elevation", "latitude_min", "latitude_max", "threshold",
+             "count")
+    optional = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    res = rank_sites(scores_wkb=wkbs, scores=values, crs_wkt=wkt,
+                     output_path=P.check(P.OUTPUT_SITES, args.output), dem=args.dem,
+                     exclude_wkb=exclude, score_field=field, feedback=feedback,
+                     inputs=[("SCORES", scores)], **optional)
+    return {"n_sites": res.n_sites, "n_candidates": res.n_candidates, "rejected": res.rejected,
+            "threshold": res.threshold, "sites": res.sites, "output_path": str(res.output_path)}
+
+
+def _compare(args: argparse.Namespace, feedback: ConsoleFeedback) -> dict[str, Any]:
+    from .compare_job import Place, compare_places
+
+    a = Place(P.check(P.IMAGE_A, args.image_a), args.extent_a, None, "IMAGE_A")
+    b = Place(P.check(P.IMAGE_B, args.image_b), args.extent_b, None, "IMAGE_B")
+    res = compare_places(a, b, args.model, P.check(P.DEVICE, args.device), feedback)
+    return {"score": res.score, "distance": res.distance, "same_landform": res.same_landform,
+            "threshold_cos": res.threshold_cos, "calibrated": res.calibrated}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

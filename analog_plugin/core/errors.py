@@ -51,6 +51,10 @@ class NoValidTilesError(AnalogError, ValueError):
     """Every tile had a valid fraction below MIN_VALID (e.g. an all-nodata raster)."""
 
 
+class NoSiteError(AnalogError, ValueError):
+    """No candidate landing ellipse satisfies the constraints (area, exclusions, slope, band)."""
+
+
 class OutputError(AnalogError, OSError):
     """The output path is not a .gpkg or its folder is not writable."""
 
@@ -67,6 +71,7 @@ __all__ = [
     "LibraryModelMismatchError",
     "ModelContractError",
     "ModelLoadError",
+    "NoSiteError",
     "NoValidTilesError",
     "OutputError",
     "ParameterError",

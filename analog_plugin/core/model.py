@@ -65,6 +65,7 @@ class ModelMetadata:
     training_data: str
     preprocessing: tuple[tuple[str, Any], ...] = ()
     tile_px: int = 0
+    same_landform_cos: float | None = None  # calibrated verification threshold (optional)
 
     def contract(self) -> PixelContract:
         """The pixel contract every path (scoring, library, training) prepares tiles with."""
@@ -177,7 +178,19 @@ def parse_metadata(props: dict[str, str], where: str = "model") -> ModelMetadata
                 f"{where}: metadata 'tile_px' = {props['tile_px']!r} must be a positive JSON "
                 f"integer (source pixels per tile side); {fix}"
             )
+    same = None
+    if "same_landform_cos" in props:
+        try:
+            same = float(json.loads(props["same_landform_cos"]))
+        except (json.JSONDecodeError, TypeError, ValueError):
+            same = None
+        if same is None or not -1.0 <= same <= 1.0:
+            raise ModelContractError(
+                f"{where}: metadata 'same_landform_cos' = {props['same_landform_cos']!r} must "
+                f"be a JSON number in -1..1 (the calibrated cosine threshold); {fix}"
+            )
     return ModelMetadata(
+        same_landform_cos=same,
         model_type=values["model_type"],
         input_channels=c,
         input_size=values["input_size"],

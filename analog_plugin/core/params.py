@@ -25,7 +25,7 @@ UNIT_ALIASES = {"pixel": "pixels", "px": "pixels", "meters": "metres", "metre": 
 @dataclass(frozen=True)
 class Param:
     """One parameter. ``kind`` is one of: raster, file, folder, polygons, field, number,
-    integer, enum, extent, bands, output_vector, output_raster."""
+    integer, enum, extent, bands, string, names, output_vector, output_raster."""
 
     name: str
     kind: str
@@ -72,7 +72,17 @@ class Param:
                     f"{self.name} must be one of: {', '.join(self.options)} (got {value!r})"
                 )
             return text
+        if self.kind == "names":
+            return self._names(value)
         return value
+
+    def _names(self, value: Any) -> tuple[str, ...]:
+        """A comma-separated text (or a list) of names -> a tuple of unique, stripped names."""
+        items = value.split(",") if isinstance(value, str) else list(value)
+        names = tuple(dict.fromkeys(str(v).strip() for v in items if str(v).strip()))
+        if not names:
+            raise ParameterError(f"{self.name} = {value!r} names nothing; {self.help}")
+        return names
 
     def _number(self, value: Any) -> float | int:
         try:
@@ -214,8 +224,161 @@ OUTPUT_LIBRARY = Param(
     "GeoPackage (.gpkg) of exemplar embeddings, written atomically.", example="library.gpkg",
 )
 
+NEGATIVE_CLASSES = Param(
+    "NEGATIVE_CLASSES", "names", "Negative classes (counter-examples)",
+    "Library classes that are counter-examples, comma-separated: a tile closer to a negative "
+    "exemplar than to every positive one loses twice the margin, score = clip(p - max(0, n - p), "
+    "0, 1) with p / n its best positive / negative class score. Empty: every class is positive.",
+    optional=True, example="river,farmland",
+)
+OUTPUT_HEATMAP = Param(
+    "OUTPUT_HEATMAP", "output_raster", "Similarity heat map (GeoTIFF)",
+    "Optional float32 GeoTIFF of the score on the input raster's grid, one cell per HEATMAP_CELL "
+    "pixels; overlapping tiles are averaged, cells no scored tile covers are nodata (-1). A colour "
+    "ramp style is stored beside it (.qml).", optional=True, example="heatmap.tif",
+)
+HEATMAP_CELL = Param(
+    "HEATMAP_CELL", "integer", "Heat map cell size (input pixels)",
+    "Input pixels per heat map cell side; empty: the tile stride (one cell per tile step).",
+    optional=True, minimum=1, maximum=100000, advanced=True, example="32",
+)
+
+# -- analog:classifylandforms -----------------------------------------------------------------
+K = Param(
+    "K", "integer", "Neighbours (K)",
+    "Number of most similar library exemplars that vote for a tile's landform, each weighted by "
+    "its score (1 + cosine) / 2; confidence is the winning class's share of the votes.",
+    default=5, minimum=1, maximum=500, example="5",
+)
+SMOOTH = Param(
+    "SMOOTH", "enum", "Neighbour smoothing",
+    "'none': each tile on its own; 'majority': the votes of the tile (counted twice) and its 8 "
+    "neighbours; 'mrf': iterated conditional modes on a Potts model (own vote share + 0.5 x "
+    "share of neighbours with the class), which removes isolated flips but keeps boundaries "
+    "where the evidence is strong.",
+    default="none", options=("none", "majority", "mrf"), example="majority",
+)
+OUTPUT_LANDFORMS = Param(
+    "OUTPUT", "output_vector", "Landforms",
+    "GeoPackage (.gpkg) of tile polygons with landform, confidence, second_landform and "
+    "valid_frac, styled by landform (one colour per class found), written atomically.",
+    example="landforms.gpkg",
+)
+
+# -- analog:comparetiles ----------------------------------------------------------------------
+IMAGE_A = Param(
+    "IMAGE_A", "raster", "Place A (image or raster)",
+    "An image file (.jpg/.png/.tif) or a raster layer; with EXTENT_A only that region of it.",
+    example="qaidam_yardangs.jpg",
+)
+EXTENT_A = Param(
+    "EXTENT_A", "extent", "Region of A",
+    "Region of IMAGE_A to compare (in its CRS); empty: the whole image.", optional=True,
+    example="137.30,-4.70,137.32,-4.68",
+)
+IMAGE_B = Param(
+    "IMAGE_B", "raster", "Place B (image or raster)",
+    "The second image file or raster layer.", example="ESP_012345_1234_RED.tif",
+)
+EXTENT_B = Param(
+    "EXTENT_B", "extent", "Region of B",
+    "Region of IMAGE_B to compare (in its CRS); empty: the whole image.", optional=True,
+    example="137.40,-4.60,137.42,-4.58",
+)
+COMPARE_PARAMS = (IMAGE_A, EXTENT_A, IMAGE_B, EXTENT_B, MODEL, DEVICE)
+
+# -- analog:ranksites -------------------------------------------------------------------------
+SCORES = Param(
+    "SCORES", "polygons", "Tile scores",
+    "Polygon layer written by 'Score raster tiles' (or any polygons with a numeric score), in any "
+    "CRS on any body.", example="scores.gpkg",
+)
+SCORE_FIELD = Param(
+    "SCORE_FIELD", "field", "Score field",
+    "Numeric field ranked on: 'score' (best over all positive classes) or one 'score_<class>'.",
+    default="score", parent="SCORES", example="score_dune",
+)
+ELLIPSE_MAJOR_KM = Param(
+    "ELLIPSE_MAJOR_KM", "number", "Ellipse major axis (km)",
+    "Full length of the landing ellipse along its major axis (Curiosity 20 km, Mars 2020 7.7 km).",
+    default=20.0, minimum=0.0, exclusive_min=True, maximum=1000.0, example="20",
+)
+ELLIPSE_MINOR_KM = Param(
+    "ELLIPSE_MINOR_KM", "number", "Ellipse minor axis (km)",
+    "Full width of the ellipse (Curiosity 7 km, Mars 2020 6.6 km); at most the major axis.",
+    default=7.0, minimum=0.0, exclusive_min=True, maximum=1000.0, example="7",
+)
+AZIMUTH = Param(
+    "AZIMUTH", "number", "Ellipse azimuth (degrees)",
+    "Direction of the major axis, degrees clockwise from north at the site (set by the approach "
+    "trajectory).", default=90.0, minimum=0.0, maximum=360.0, example="75",
+)
+SPACING_KM = Param(
+    "SPACING_KM", "number", "Candidate spacing (km)",
+    "Distance between candidate centres on a square lattice; empty: a quarter of the minor axis.",
+    optional=True, minimum=0.0, exclusive_min=True, advanced=True, example="1",
+)
+DEM = Param(
+    "DEM", "raster", "Elevation model (DEM)",
+    "Optional elevation raster in metres on the same body (e.g. MOLA or a HiRISE DTM); slope is "
+    "measured in metres on the body, right in any CRS and at any latitude.",
+    optional=True, example="mola_dem.tif",
+)
+MAX_SLOPE = Param(
+    "MAX_SLOPE", "number", "Maximum slope (degrees)",
+    "Ellipses whose steepest DEM slope exceeds this are never proposed (needs DEM).",
+    optional=True, minimum=0.0, maximum=90.0, example="15",
+)
+MIN_ELEVATION = Param(
+    "MIN_ELEVATION", "number", "Minimum elevation (m)",
+    "Every point of an ellipse must be at least this high (needs DEM).",
+    optional=True, minimum=-1e5, maximum=1e5, example="-5000",
+)
+MAX_ELEVATION = Param(
+    "MAX_ELEVATION", "number", "Maximum elevation (m)",
+    "Every point of an ellipse must be at most this high (needs DEM); Zhurong's zone lay below "
+    "-3000 m.", optional=True, minimum=-1e5, maximum=1e5, example="-3000",
+)
+EXCLUDE = Param(
+    "EXCLUDE", "polygons", "Exclusion zones",
+    "Polygons no ellipse may touch (hazards, protected regions).",
+    optional=True, example="hazards.gpkg",
+)
+LATITUDE_MIN = Param(
+    "LATITUDE_MIN", "number", "Minimum latitude (degrees)",
+    "Southern limit of the band every ellipse must lie in, planetocentric/graphic as the layer's "
+    "body, whatever the layer's CRS.", optional=True, minimum=-90.0, maximum=90.0, example="5",
+)
+LATITUDE_MAX = Param(
+    "LATITUDE_MAX", "number", "Maximum latitude (degrees)",
+    "Northern limit of the latitude band.", optional=True, minimum=-90.0, maximum=90.0,
+    example="30",
+)
+THRESHOLD = Param(
+    "THRESHOLD", "number", "Score threshold",
+    "frac_above is the share of an ellipse scoring at least this; empty: the 90th percentile of "
+    "the layer's scores (the top 10 % of tiles).", optional=True, minimum=0.0, maximum=1.0,
+    example="0.8",
+)
+COUNT = Param(
+    "COUNT", "integer", "Number of sites",
+    "How many non-overlapping ellipses to return, best first.",
+    default=5, minimum=1, maximum=1000, example="5",
+)
+OUTPUT_SITES = Param(
+    "OUTPUT", "output_vector", "Candidate landing sites",
+    "GeoPackage (.gpkg) of ellipses with rank, mean_score, frac_above, max_slope, "
+    "mean_elevation, lat, lon, labelled by rank, written atomically.", example="sites.gpkg",
+)
+SITES_PARAMS = (SCORES, SCORE_FIELD, ELLIPSE_MAJOR_KM, ELLIPSE_MINOR_KM, AZIMUTH, SPACING_KM,
+                DEM, MAX_SLOPE, MIN_ELEVATION, MAX_ELEVATION, EXCLUDE, LATITUDE_MIN,
+                LATITUDE_MAX, THRESHOLD, COUNT, OUTPUT_SITES)
+
 SCORE_PARAMS = (INPUT, LIBRARY, MODEL, TILE_SIZE, TILE_UNITS, OVERLAP, EXTENT, MASK, BANDS,
-                MIN_VALID, DEVICE, BATCH_SIZE, OUTPUT_SCORES)
+                MIN_VALID, NEGATIVE_CLASSES, DEVICE, BATCH_SIZE, OUTPUT_SCORES, OUTPUT_HEATMAP,
+                HEATMAP_CELL)
+CLASSIFY_PARAMS = (INPUT, LIBRARY, MODEL, K, SMOOTH, TILE_SIZE, TILE_UNITS, OVERLAP, EXTENT,
+                   MASK, BANDS, MIN_VALID, DEVICE, BATCH_SIZE, OUTPUT_LANDFORMS)
 LIBRARY_PARAMS = (RASTER, POLYGONS, CLASS_FIELD, IMAGE_FOLDER, MODEL, TILE_SIZE, TILE_UNITS,
                   BANDS, DEVICE, BATCH_SIZE, OUTPUT_LIBRARY)
 

@@ -18,24 +18,16 @@ from typing import Any
 
 from . import params as P
 from .atomic import check_not_an_input, validate_output_path
-from .embedding_stream import Progress, TileEmbeddingStream, TileRequest
-from .errors import LibraryError, NoValidTilesError, TilingError
+from .class_scores import ClassScorer, class_field_names
+from .embedding_stream import Progress
+from .errors import NoValidTilesError
 from .feedback import Feedback, check_cancelled, ensure_feedback
-from .gpkg_io import polygon_from_ring, resolve_style, utc_now
-from .library import load_library
-from .model import EmbeddingModel
+from .gpkg_io import resolve_style
+from .heatmap import HeatmapWriter
 from .paths import bundled_model_path
-from .raster_reader import (
-    RasterSource,
-    bounded_gdal_cache,
-    geometries_from_wkb,
-    geometries_to_geojson,
-)
-from .score_writer import ScoreWriter
-from .similarity import best_matches
-from .threads import single_threaded_blas
-from .tile_plan import check_channels, plan_tiles, scale_warning
-from .tiling import window_bounds, window_ring
+from .raster_reader import RasterSource
+from .score_writer import BASE_FIELDS, ScoreWriter
+from .tile_run import open_model_and_library, run_metadata, tile_run
 
 
 @dataclass(frozen=True)
@@ -47,6 +39,8 @@ class ScoreSummary:
     seconds: float
     output_path: Path
     timing: dict[str, float]
+    heatmap_path: Path | None = None
+    class_fields: tuple[str, ...] = ()
 
 
 def score_raster(
@@ -62,10 +56,14 @@ def score_raster(
     mask_wkb: Sequence[bytes] = (),
     bands: Sequence[int] | None = None,
     min_valid: float = 0.5,
+    negative_classes: Sequence[str] | str | None = None,
     device: str = "auto",
     batch_size: int = 64,
     feedback: Feedback | None = None,
     style_qml: str | os.PathLike[str] | None = None,
+    heatmap_path: str | os.PathLike[str] | None = None,
+    heatmap_cell: int | None = None,
+    heatmap_style_qml: str | os.PathLike[str] | None = None,
 ) -> ScoreSummary:
     """Score every tile of a raster against the library; write the ``scores`` GeoPackage.
 
@@ -81,49 +79,46 @@ def score_raster(
     min_valid = float(P.check(P.MIN_VALID, min_valid))
     device = P.check(P.DEVICE, device)
     batch_size = int(P.check(P.BATCH_SIZE, batch_size))
+    negatives = P.check(P.NEGATIVE_CLASSES, negative_classes) or ()
+    heatmap_cell = P.check(P.HEATMAP_CELL, heatmap_cell)
     model_path = model_path or bundled_model_path()
     out = validate_output_path(output_path)
-    check_not_an_input(out, [("INPUT", raster_path), ("LIBRARY", library_path),
-                             ("MODEL", model_path)])
+    inputs = [("INPUT", raster_path), ("LIBRARY", library_path), ("MODEL", model_path)]
+    check_not_an_input(out, inputs)
+    heat = None
+    if heatmap_path:
+        heat = validate_output_path(heatmap_path, suffix=".tif")
+        check_not_an_input(heat, [*inputs, ("OUTPUT", out)])
     style = resolve_style(style_qml, "scores.qml")
-    model = EmbeddingModel(model_path, device=device, feedback=fb)
-    lib = load_library(library_path, model.sha256, f"the model '{model.path.name}'")
-    if lib.embedding_dim != model.embedding_dim:
-        raise LibraryError(
-            f"library embeddings have {lib.embedding_dim} values, the model gives "
-            f"{model.embedding_dim}; rebuild the library with this model"
-        )
-    fb.pushInfo(
-        f"Library {lib.path.name}: {lib.n_exemplars} exemplars, classes {list(lib.class_names)}"
-    )
+    heat_style = resolve_style(heatmap_style_qml, "heatmap.qml") if heat else None
+    model, lib = open_model_and_library(model_path, library_path, device, fb)
+    scorer = ClassScorer(lib.classes, negatives)
+    fields = class_field_names(scorer.classes, [f for f, _ in BASE_FIELDS])
+    if negatives:
+        fb.pushInfo(f"Negative classes {list(scorer.negatives)}: score = clip(p - max(0, n - p), "
+                    "0, 1) with p / n the best positive / negative class score")
     check_cancelled(fb, "validation")
 
-    with bounded_gdal_cache(), single_threaded_blas(), RasterSource(raster_path, bands) as src:
-        check_channels(len(src.bands), model.channels)
-        plan = plan_tiles(src, model.contract.tile_px, tile_size, tile_units, overlap, extent)
-        grid = plan.grid
-        fb.pushInfo(plan.describe())
-        src.use_row_strips(grid.extent.col_off, grid.extent.width)
-        warn = scale_warning(plan, lib.tile_m)
-        if warn:
-            fb.pushWarning(warn)
-        mask_shapes, keep = _mask(src, mask_wkb, grid.extent)
-        layer = src.layer_stats(model.contract.percentiles)
-        fb.pushInfo(f"Pixels: {model.contract.describe()}; {layer.describe()}")
-        stream = TileEmbeddingStream(
-            src, (TileRequest(t, t.window) for t in grid), model, layer, fb,
-            batch_size=batch_size, min_valid=min_valid, mask_shapes=mask_shapes, keep=keep,
-        )
-        meta = _run_metadata(model, lib.path, src.path, tile_size, tile_units, overlap,
-                             min_valid, batch_size, extent, bands, plan.tile_w, plan.tile_h)
+    with tile_run(raster_path, bands, model, lib.tile_m, tile_size, tile_units, overlap, extent,
+                  mask_wkb, batch_size, min_valid, fb) as run:
+        src, grid, stream = run.src, run.grid, run.stream
+        meta = run_metadata(model, run, lib.path, tile_size=tile_size,
+                            tile_units=tile_units, overlap=overlap, min_valid=min_valid,
+                            batch_size=batch_size, negative_classes=list(negatives),
+                            extent=extent, bands=list(bands) if bands else None)
         progress = Progress(fb, grid.n_tiles)
-        with ScoreWriter(out, src.info.crs_wkt, src.info.transform, meta, style, fb) as writer:
+        heat_writer = _heatmap(heat, grid, src, heatmap_cell, heat_style, fb)
+        with ScoreWriter(out, src.info.crs_wkt, src.info.transform, meta, style, fb,
+                         fields) as writer, heat_writer as heatmap:
             for batch in stream:
-                m = best_matches(batch.embeddings, lib.embeddings)
+                m = scorer.score(batch.embeddings, lib.embeddings)
                 tw = time.perf_counter()
                 idx = [int(i) for i in m.best_index]
-                writer.write_tiles(batch.payloads, m.scores, [lib.classes[i] for i in idx],
-                                   [lib.exemplar_ids[i] for i in idx], batch.valid_frac)
+                writer.write_tiles(batch.payloads, m.score, [lib.classes[i] for i in idx],
+                                   [lib.exemplar_ids[i] for i in idx], batch.valid_frac,
+                                   m.per_class)
+                if heatmap is not None:
+                    heatmap.add(batch.payloads, m.score)
                 stream.times.write_s += time.perf_counter() - tw
                 progress.update(batch.done)
             n_scored = writer.count
@@ -147,44 +142,19 @@ def score_raster(
         f"{seconds:.1f} s on {model.provider} ({n_scored / max(seconds, 1e-9):.0f} tiles/s)"
     )
     return ScoreSummary(grid.n_tiles, n_scored, grid.n_tiles - n_scored, model.provider, seconds,
-                        out, timing)
+                        out, timing, heat, tuple(fields))
 
 
-def _mask(src: RasterSource, mask_wkb: Sequence[bytes], extent: Any) -> tuple[Any, Any]:
-    """GeoJSON mask shapes and a keep(request) filter (tiles touching the mask), or (None, None)."""
-    if not mask_wkb:
-        return None, None
-    geoms = geometries_from_wkb(mask_wkb, "mask polygon")
-    union = geoms[0].Clone()
-    for g in geoms[1:]:
-        union = union.Union(g)
-    def footprint(window: Any) -> Any:
-        return polygon_from_ring(window_ring(src.info.transform, window))
+def _heatmap(path: Path | None, grid: Any, src: RasterSource, cell: int | None,
+             style: Path | None, fb: Feedback) -> Any:
+    """The heat map writer (a context manager), or a null context when none was asked for."""
+    import contextlib
 
-    if not union.Intersects(footprint(extent)):
-        shown = tuple(round(v, 6) for v in window_bounds(src.info.transform, extent))
-        raise TilingError(
-            f"the mask polygons do not overlap the processed extent {shown} (raster CRS); give "
-            "masks in the raster's CRS over the raster"
-        )
-    # From here on only the reader thread uses `union` (OGR geometries are not thread-safe).
-    return geometries_to_geojson(mask_wkb), lambda req: union.Intersects(footprint(req.window))
-
-
-def _run_metadata(model: EmbeddingModel, library: Path, raster: str, tile_size: Any,
-                  tile_units: str, overlap: float, min_valid: float, batch_size: int,
-                  extent: Any, bands: Any, tw: int, th: int) -> dict[str, str]:
-    """Layer metadata: which model, which library, which parameters made these scores."""
-    run = {
-        "INPUT": raster, "LIBRARY": str(library), "MODEL": str(model.path),
-        "TILE_SIZE": tile_size, "TILE_UNITS": tile_units, "tile_px": [tw, th],
-        "OVERLAP": overlap, "MIN_VALID": min_valid, "BATCH_SIZE": batch_size,
-        "EXTENT": extent, "BANDS": list(bands) if bands else None,
-        "preprocessing": model.contract.describe(),
-    }
-    return {
-        "analog_model_sha256": model.sha256,
-        "analog_model_version": model.metadata.version,
-        "analog_parameters": json.dumps(run),
-        "analog_created_utc": utc_now(),
-    }
+    if path is None:
+        return contextlib.nullcontext()
+    cell = int(cell or grid.stride_x)
+    qml = style.read_text() if style is not None and style.is_file() else None
+    writer = HeatmapWriter(path, grid, src.info.transform, src.info.crs_wkt, cell, qml)
+    fb.pushInfo(f"Heat map: {writer.width} x {writer.height} cells of {cell} x {cell} input "
+                f"pixels -> {path}")
+    return writer

@@ -1,8 +1,12 @@
 """The ``scores`` GeoPackage: tile polygons and their scores, streamed batch by batch.
 
 Layout (docs/DESIGN.md): layer ``scores`` in the raster CRS with fields tile_id, row, col, score,
-best_class, best_exemplar, valid_frac; the run's model and parameters as layer metadata; the
-graduated style, fitted to this run's score quantiles, as the default in ``layer_styles``.
+best_class, best_exemplar, valid_frac, one ``score_<class>`` per library class, rank and
+percentile; the run's model and parameters as layer metadata; the graduated style, fitted to this
+run's score quantiles, as the default in ``layer_styles``.
+
+Rank and percentile need every score of the run, so they are filled at the end by one SQL
+statement with window functions inside the temp GeoPackage (no second pass through Python).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from .style_breaks import fit_graduated_ranges
 from .tiling import Tile, Transform, pixel_to_map
 
 SCORES_LAYER = "scores"
-SCORE_FIELDS = [
+BASE_FIELDS = [
     ("tile_id", ogr.OFTInteger64),
     ("row", ogr.OFTInteger),
     ("col", ogr.OFTInteger),
@@ -30,6 +34,12 @@ SCORE_FIELDS = [
     ("best_exemplar", ogr.OFTString),
     ("valid_frac", ogr.OFTReal),
 ]
+RANK_FIELDS = [("rank", ogr.OFTInteger64), ("percentile", ogr.OFTReal)]
+RANK_SQL = (
+    "UPDATE {t} SET rank = r.rk, percentile = r.pc FROM (SELECT fid AS f, "
+    "ROW_NUMBER() OVER (ORDER BY score DESC, fid) AS rk, "
+    "100.0 * CUME_DIST() OVER (ORDER BY score) AS pc FROM {t}) AS r WHERE {t}.fid = r.f"
+)
 
 
 def tile_rings(transform: Transform, tiles: Sequence[Tile]) -> np.ndarray:
@@ -56,8 +66,11 @@ class ScoreWriter(StreamingLayerWriter):
         metadata: Mapping[str, str],
         style_qml: Path | None,
         feedback: Feedback,
+        class_fields: Sequence[str] = (),
     ) -> None:
-        super().__init__(target, SCORES_LAYER, crs_wkt, SCORE_FIELDS, metadata=metadata)
+        fields = [*BASE_FIELDS, *((f, ogr.OFTReal) for f in class_fields), *RANK_FIELDS]
+        super().__init__(target, SCORES_LAYER, crs_wkt, fields, metadata=metadata)
+        self.n_class_fields = len(class_fields)
         self.transform, self.fb = transform, feedback
         self.qml = read_style(style_qml)
         self._scores: list[np.ndarray] = []
@@ -69,17 +82,23 @@ class ScoreWriter(StreamingLayerWriter):
         best_class: Sequence[str],
         best_exemplar: Sequence[str],
         valid_frac: np.ndarray,
+        per_class: np.ndarray | None = None,
     ) -> None:
+        """One batch; ``per_class`` (N, C) fills the ``score_<class>`` fields in order."""
+        extra = (np.zeros((len(tiles), 0)) if per_class is None else np.asarray(per_class))
+        if extra.shape[1] != self.n_class_fields:
+            raise ValueError(f"{extra.shape[1]} class scores for {self.n_class_fields} fields")
         rows = [
-            (t.tile_id, t.row, t.col, float(s), c, e, float(v))
-            for t, s, c, e, v in zip(tiles, scores, best_class, best_exemplar, valid_frac,
-                                     strict=True)
+            (t.tile_id, t.row, t.col, float(s), c, e, float(v), *map(float, x), None, None)
+            for t, s, c, e, v, x in zip(tiles, scores, best_class, best_exemplar, valid_frac,
+                                        extra, strict=True)
         ]
         self.append(rows, polygon_wkbs(tile_rings(self.transform, tiles)))
         self._scores.append(np.asarray(scores, np.float32))
 
     def finish(self) -> None:
-        """Store the default style, its classes fitted to this run's scores."""
+        """Fill rank and percentile, store the default style fitted to this run's scores."""
+        self.datasource.ExecuteSQL(RANK_SQL.format(t=SCORES_LAYER))
         if self.qml is None:
             self.fb.pushWarning(
                 "no default style found (resources/styles/scores.qml); the layer is written "

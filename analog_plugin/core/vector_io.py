@@ -3,6 +3,8 @@ QGIS reads its own layers). The class rule is shared with the toolbox: ``exempla
 
 from __future__ import annotations
 
+from typing import Any
+
 from osgeo import ogr, osr
 
 from .errors import TilingError
@@ -12,12 +14,7 @@ def read_polygons(
     path: str, target_wkt: str, layer: str | None = None, class_field: str | None = None,
 ) -> tuple[list[tuple[bytes, object, int]], str]:
     """``[(WKB in the target CRS, class value or None, fid)]`` and the layer name."""
-    ds = ogr.Open(path)
-    if ds is None:
-        raise TilingError(f"cannot open vector file '{path}'; give a GeoPackage, shapefile, ...")
-    lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)
-    if lyr is None:
-        raise TilingError(f"layer '{layer}' not found in '{path}'")
+    ds, lyr = _open_layer(path, layer)
     defn = lyr.GetLayerDefn()
     if class_field and defn.GetFieldIndex(class_field) < 0:
         fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
@@ -41,6 +38,17 @@ def read_polygons(
     return rows, lyr.GetName()
 
 
+def _open_layer(path: str, layer: str | None) -> tuple[Any, Any]:
+    """(datasource, layer): keep the datasource referenced while the layer is used."""
+    ds = ogr.Open(path)
+    if ds is None:
+        raise TilingError(f"cannot open vector file '{path}'; give a GeoPackage, shapefile, ...")
+    lyr = ds.GetLayerByName(layer) if layer else ds.GetLayer(0)
+    if lyr is None:
+        raise TilingError(f"layer '{layer}' not found in '{path}'")
+    return ds, lyr
+
+
 def _transform(src_srs: osr.SpatialReference | None, target_wkt: str, path: str) -> object:
     if src_srs is None or not target_wkt:
         return None
@@ -60,3 +68,28 @@ def _transform(src_srs: osr.SpatialReference | None, target_wkt: str, path: str)
             f"({dst.GetName()}): different celestial bodies? give polygons in the raster's CRS"
         )
     return ct
+
+
+def read_scores(path: str, field: str, layer: str | None = None
+                ) -> tuple[list[bytes], list[float | None], str]:
+    """WKB geometries, the numeric ``field`` (None where NULL) and the CRS WKT of a scores
+    layer (the command line's reader for rank-sites; QGIS reads its own layers)."""
+    ds, lyr = _open_layer(path, layer)
+    defn = lyr.GetLayerDefn()
+    idx = defn.GetFieldIndex(field)
+    if idx < 0:
+        names = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+        raise TilingError(f"SCORE_FIELD '{field}' is not a field of '{path}' ({names}); use "
+                          "'score' or a 'score_<class>' field")
+    if defn.GetFieldDefn(idx).GetType() not in (ogr.OFTReal, ogr.OFTInteger, ogr.OFTInteger64):
+        raise TilingError(f"SCORE_FIELD '{field}' of '{path}' is not numeric")
+    srs = lyr.GetSpatialRef()
+    wkbs: list[bytes] = []
+    values: list[float | None] = []
+    for feat in lyr:
+        geom = feat.GetGeometryRef()
+        if geom is None or geom.IsEmpty():
+            continue
+        wkbs.append(bytes(geom.ExportToWkb()))
+        values.append(None if not feat.IsFieldSetAndNotNull(idx) else feat.GetFieldAsDouble(idx))
+    return wkbs, values, srs.ExportToWkt() if srs is not None else ""

@@ -27,7 +27,6 @@ from .common import (
     raster_file_path,
     read_bands,
 )
-from .param_factory import add_params, check_scalars, validated
 
 RASTER = P.RASTER.name
 POLYGONS = P.POLYGONS.name
@@ -63,18 +62,14 @@ class BuildLibraryAlgorithm(AnalogAlgorithm):
     HELP = HELP
     TAGS = ("mars", "analogue", "library", "exemplar", "embedding", "onnx", "siamese")
 
-    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
-        add_params(self, P.LIBRARY_PARAMS, bands_parent=RASTER)
-        self.addOutput(QgsProcessingOutputNumber(N_EXEMPLARS, "Number of exemplars"))
-        self.addOutput(QgsProcessingOutputNumber(N_CLASSES, "Number of classes"))
-        self.addOutput(QgsProcessingOutputString(CLASSES, "Classes (comma-separated)"))
+    PARAMS = P.LIBRARY_PARAMS
+    BANDS_PARENT = RASTER
+    OUTPUTS = ((QgsProcessingOutputNumber, N_EXEMPLARS, "Number of exemplars"),
+               (QgsProcessingOutputNumber, N_CLASSES, "Number of classes"),
+               (QgsProcessingOutputString, CLASSES, "Classes (comma-separated)"))
 
-    def checkParameterValues(  # noqa: N802 - QGIS API name
-        self, parameters: dict[str, Any], context: QgsProcessingContext
-    ) -> tuple[bool, str]:
-        ok, message = check_scalars(self, parameters, P.LIBRARY_PARAMS, context)
-        if not ok:
-            return ok, message
+    def check_more(self, parameters: dict[str, Any],
+                   context: QgsProcessingContext) -> tuple[bool, str]:
         has_raster = not is_unset(parameters, RASTER)
         has_polygons = not is_unset(parameters, POLYGONS)
         if not (has_raster and has_polygons) and is_unset(parameters, IMAGE_FOLDER):
@@ -82,7 +77,7 @@ class BuildLibraryAlgorithm(AnalogAlgorithm):
                 need = POLYGONS if has_raster else RASTER
                 return False, f"{need} is missing: RASTER and POLYGONS go together. {NEED_SOURCE}"
             return False, NEED_SOURCE
-        return super().checkParameterValues(parameters, context)
+        return True, ""
 
     def _polygons(
         self,
@@ -113,15 +108,9 @@ class BuildLibraryAlgorithm(AnalogAlgorithm):
             )
         return raster_path, polygons, read_bands(self, parameters, context, layer)
 
-    def processAlgorithm(  # noqa: N802 - QGIS API name
-        self,
-        parameters: dict[str, Any],
-        context: QgsProcessingContext,
-        feedback: QgsProcessingFeedback | None,
-    ) -> dict[str, Any]:
-        if feedback is None:
-            feedback = QgsProcessingFeedback()
-        settings = validated(self, parameters, P.LIBRARY_PARAMS, context)
+    def run_job(self, parameters: dict[str, Any], context: QgsProcessingContext,
+            feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        settings = self.settings(parameters, context)
         model = self.parameterAsFile(parameters, P.MODEL.name, context) or None
         has_raster = not is_unset(parameters, RASTER)
         has_polygons = not is_unset(parameters, POLYGONS)

@@ -24,6 +24,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
 )
 
@@ -50,8 +51,8 @@ def make_param(p: P.Param, bands_parent: str = "") -> QgsProcessingParameterDefi
         param = QgsProcessingParameterFeatureSource(p.name, p.label, [common.SOURCE_POLYGON],
                                                     optional=opt)
     elif p.kind == "field":
-        param = QgsProcessingParameterField(p.name, p.label, parentLayerParameterName=p.parent,
-                                            optional=opt)
+        param = QgsProcessingParameterField(p.name, p.label, defaultValue=p.default,
+                                            parentLayerParameterName=p.parent, optional=opt)
     elif p.kind in ("number", "integer"):
         kind = common.NUMBER_INTEGER if p.kind == "integer" else common.NUMBER_DOUBLE
         kw: dict[str, Any] = {"type": kind, "optional": opt, "defaultValue": p.default}
@@ -68,6 +69,9 @@ def make_param(p: P.Param, bands_parent: str = "") -> QgsProcessingParameterDefi
     elif p.kind == "bands":
         param = QgsProcessingParameterBand(p.name, p.label, parentLayerParameterName=bands_parent,
                                            optional=opt, allowMultiple=True)
+    elif p.kind in ("string", "names"):
+        param = QgsProcessingParameterString(p.name, p.label, defaultValue=p.default,
+                                             optional=opt)
     elif p.kind == "output_vector":
         param = QgsProcessingParameterVectorDestination(p.name, p.label,
                                                         type=common.SOURCE_POLYGON)
@@ -99,6 +103,8 @@ def raw_scalar(
         return raw
     if p.kind == "enum":
         return alg.parameterAsEnumString(parameters, p.name, context)
+    if p.kind in ("names", "string"):
+        return alg.parameterAsString(parameters, p.name, context)
     return alg.parameterAsDouble(parameters, p.name, context)
 
 
@@ -106,13 +112,13 @@ def validated(
     alg: QgsProcessingAlgorithm, parameters: Mapping[str, Any], specs: Sequence[P.Param],
     context: QgsProcessingContext,
 ) -> dict[str, Any]:
-    """Core-validated values of the number/enum parameters among ``specs``, keyed by core
+    """Core-validated values of the number/enum/text parameters among ``specs``, keyed by core
     argument name (``tile_size``...); QgsProcessingException with core's message otherwise."""
     from analog_plugin.core.errors import AnalogError
 
     out: dict[str, Any] = {}
     for p in specs:
-        if p.kind not in ("number", "integer", "enum"):
+        if p.kind not in ("number", "integer", "enum", "names", "string"):
             continue
         try:
             out[p.arg] = p.validate(raw_scalar(alg, parameters, p, context))

@@ -6,7 +6,6 @@ from typing import Any
 
 from qgis.core import (
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -16,16 +15,8 @@ from analog_plugin.core import params as P
 
 from . import common
 from .base import AnalogAlgorithm
-from .common import (
-    attach_style,
-    core_errors,
-    is_unset,
-    output_gpkg_path,
-    polygons_as_wkb,
-    raster_file_path,
-    read_bands,
-)
-from .param_factory import add_params, check_scalars, validated
+from .common import attach_style, core_errors, is_unset, output_gpkg_path
+from .tile_inputs import read_tile_inputs
 
 N_TILES = "N_TILES"
 N_SCORED = "N_SCORED"
@@ -36,8 +27,17 @@ HELP = """Cuts the raster into square tiles, embeds each tile with the ONNX netw
 against the exemplars of an analogue library (made with "Build analogue library" and the SAME \
 model). The score is (1 + best cosine similarity) / 2, from 0 (opposite) to 1 (identical); the \
 output polygon layer has one feature per scored tile with fields tile_id, row, col, score, \
-best_class, best_exemplar and valid_frac, styled with a graduated ramp on score (also stored as \
-the GeoPackage's default style). The layer's metadata records the model (sha256, version) and \
+best_class, best_exemplar, valid_frac, one score_<class> per library class (the best exemplar \
+of that class), rank (1 = most similar) and percentile (100 = most similar; a threshold means \
+the same on every scene), styled with a graduated ramp on score (also stored as the \
+GeoPackage's default style).
+
+NEGATIVE_CLASSES names library classes that are counter-examples (e.g. Earth rivers or \
+farmland in a dune search): with p and n the best positive and negative class scores of a tile, \
+score = clip(p - max(0, n - p), 0, 1), so a tile nearer a counter-example than any positive \
+exemplar is pushed down by twice the difference; best_class is then the best positive class. \
+OUTPUT_HEATMAP writes the score surface on the input grid (overlapping tiles averaged), styled \
+with a colour ramp stored beside it. The layer's metadata records the model (sha256, version) and \
 the run's parameters.
 
 The raster must be a file readable by GDAL (GeoTIFF, JP2, ISIS cube, PDS...), in any CRS, \
@@ -47,7 +47,8 @@ tile is the one it was trained to see; tiles with too few valid pixels (nodata, 
 raster, outside MASK) are skipped.
 
 Parameters a script can set: INPUT, LIBRARY, MODEL, TILE_SIZE, TILE_UNITS (pixels|metres), \
-OVERLAP, EXTENT, MASK, BANDS, MIN_VALID, DEVICE (auto|cpu|cuda), BATCH_SIZE, OUTPUT. The same \
+OVERLAP, EXTENT, MASK, BANDS, MIN_VALID, NEGATIVE_CLASSES, DEVICE (auto|cpu|cuda), BATCH_SIZE, \
+OUTPUT, OUTPUT_HEATMAP, HEATMAP_CELL. The same \
 run without QGIS: python -m analog_plugin score --input ... (same names in lower case)."""
 
 
@@ -59,78 +60,41 @@ class ScoreTilesAlgorithm(AnalogAlgorithm):
     HELP = HELP
     TAGS = ("mars", "analogue", "similarity", "onnx", "tiles", "siamese", "planetary")
 
-    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
-        add_params(self, P.SCORE_PARAMS, bands_parent=P.INPUT.name)
-        self.addOutput(QgsProcessingOutputNumber(N_TILES, "Number of tiles"))
-        self.addOutput(QgsProcessingOutputNumber(N_SCORED, "Number of tiles scored"))
-        self.addOutput(QgsProcessingOutputNumber(N_SKIPPED, "Number of tiles skipped"))
-        self.addOutput(
-            QgsProcessingOutputString(EXECUTION_PROVIDER, "onnxruntime execution provider used")
-        )
+    PARAMS = P.SCORE_PARAMS
+    BANDS_PARENT = P.INPUT.name
+    OUTPUTS = ((QgsProcessingOutputNumber, N_TILES, "Number of tiles"),
+               (QgsProcessingOutputNumber, N_SCORED, "Number of tiles scored"),
+               (QgsProcessingOutputNumber, N_SKIPPED, "Number of tiles skipped"),
+               (QgsProcessingOutputString, EXECUTION_PROVIDER,
+                "onnxruntime execution provider used"))
 
-    def checkParameterValues(  # noqa: N802 - QGIS API name
-        self, parameters: dict[str, Any], context: QgsProcessingContext
-    ) -> tuple[bool, str]:
-        ok, message = check_scalars(self, parameters, P.SCORE_PARAMS, context)
-        if not ok:
-            return ok, message
-        return super().checkParameterValues(parameters, context)
-
-    def processAlgorithm(  # noqa: N802 - QGIS API name
-        self,
-        parameters: dict[str, Any],
-        context: QgsProcessingContext,
-        feedback: QgsProcessingFeedback | None,
-    ) -> dict[str, Any]:
-        if feedback is None:
-            feedback = QgsProcessingFeedback()
-        settings = validated(self, parameters, P.SCORE_PARAMS, context)
-        layer = self.parameterAsRasterLayer(parameters, P.INPUT.name, context)
-        raster_path = raster_file_path(layer, P.INPUT.name)
-        crs = layer.crs()
-        library = self.parameterAsFile(parameters, P.LIBRARY.name, context)
-        if not library:
-            raise QgsProcessingException("LIBRARY: give the analogue library GeoPackage (.gpkg).")
-        model = self.parameterAsFile(parameters, P.MODEL.name, context) or None
-        extent = None
-        if not is_unset(parameters, P.EXTENT.name):
-            rect = self.parameterAsExtent(parameters, P.EXTENT.name, context, crs)
-            if rect.isNull() or rect.isEmpty():
-                raise QgsProcessingException(
-                    f"EXTENT {parameters.get(P.EXTENT.name)!r} is empty or could not be read."
-                )
-            extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
-        mask_wkb: list[bytes] = []
-        if not is_unset(parameters, P.MASK.name):
-            mask = self.parameterAsSource(parameters, P.MASK.name, context)
-            if mask is None:
-                raise QgsProcessingException(
-                    f"MASK {parameters.get(P.MASK.name)!r} could not be read."
-                )
-            mask_wkb = [wkb for wkb, _cls, _fid in polygons_as_wkb(mask, crs, context, feedback)]
-            if not mask_wkb:
-                raise QgsProcessingException(
-                    "MASK has no polygon with a geometry: every tile would be masked out."
-                )
-        bands = read_bands(self, parameters, context, layer)
+    def run_job(self, parameters: dict[str, Any], context: QgsProcessingContext,
+            feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        settings = self.settings(parameters, context)
+        inputs = read_tile_inputs(self, parameters, context, feedback)
         dest = output_gpkg_path(self, parameters, context)
+        heatmap = None
+        if not is_unset(parameters, P.OUTPUT_HEATMAP.name):
+            heatmap = self.parameterAsOutputLayer(parameters, P.OUTPUT_HEATMAP.name, context)
         with core_errors():
             from analog_plugin.core import pipeline
 
             summary = pipeline.score_raster(
-                raster_path=raster_path,
-                library_path=library,
-                model_path=model,
                 output_path=dest.split("|", 1)[0],
-                extent=extent,
-                mask_wkb=tuple(mask_wkb),
-                bands=bands,
                 feedback=feedback,
+                **inputs,
                 style_qml=str(common.style_path("scores")),
+                heatmap_path=heatmap or None,
+                heatmap_style_qml=str(common.style_path("heatmap")),
                 **settings,
             )
         attach_style(context, dest, "scores")
+        outputs: dict[str, Any] = {}
+        if summary.heatmap_path is not None:
+            attach_style(context, str(summary.heatmap_path), "heatmap")
+            outputs[P.OUTPUT_HEATMAP.name] = str(summary.heatmap_path)
         return {
+            **outputs,
             common.OUTPUT: dest,
             N_TILES: summary.n_tiles,
             N_SCORED: summary.n_scored,

@@ -94,3 +94,30 @@ def _map_pillow(xy: np.ndarray, labels: Sequence[str], out: Path, size: int = 52
     for (x, y), lab in zip(p, labels, strict=True):
         draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=PALETTE.get(lab, (200, 200, 200)))
     canvas.save(out)
+
+
+def confusion_figure(matrix: np.ndarray, classes: Sequence[str], out: Path, title: str) -> None:
+    """Row-normalised confusion matrix as a labelled heat map (Pillow: no extra dependency)."""
+    from PIL import ImageFont
+
+    cell, left, top = 64, 120, 60
+    n = len(classes)
+    canvas = Image.new("RGB", (left + n * cell + 20, top + n * cell + 110), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    draw.text((10, 10), title, fill="black", font=font)
+    draw.text((left, top + n * cell + 80), "predicted class (columns), true class (rows)",
+              fill="black", font=font)
+    for i in range(n):
+        draw.text((8, top + i * cell + cell // 2 - 6), classes[i], fill="black", font=font)
+        draw.text((left + i * cell + 4, top + n * cell + 8), classes[i][:10], fill="black",
+                  font=font)
+        for j in range(n):
+            v = float(matrix[i, j])
+            shade = int(255 * (1 - v))
+            x0, y0 = left + j * cell, top + i * cell
+            draw.rectangle([x0, y0, x0 + cell - 2, y0 + cell - 2], fill=(shade, shade, 255))
+            draw.text((x0 + 18, y0 + cell // 2 - 6), f"{v:.2f}",
+                      fill="white" if v > 0.5 else "black", font=font)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out)

@@ -24,7 +24,8 @@ from tests.onnx_models import default_metadata
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
-from analog_train.data import TILE_PX, TRAIN_PIXELS, prepare01  # noqa: E402
+from analog_train.data import TRAIN_PIXELS, prepare01  # noqa: E402
+from analog_train.features import TrunkSpec  # noqa: E402
 
 
 def test_area_weights_by_hand() -> None:
@@ -74,8 +75,14 @@ def test_shipped_model_declares_the_training_contract() -> None:
     m = EmbeddingModel(bundled_model_path(), device="cpu")
     c = m.contract
     assert (c.stretch, c.percentiles, c.min_span_fraction) == ("tile", (2.0, 98.0), 0.1)
-    assert c.tile_px == TILE_PX == 204 and c.input_size == 96
-    assert m.metadata.version.startswith("1.")
+    # v2 (scripts/train_v2.py): the trunk's declared tile and input, ImageNet-style normalisation
+    v2 = TrunkSpec()
+    assert (c.tile_px, c.input_size) == (v2.tile_px, v2.input_size) == (160, 96)
+    assert (c.mean, c.std) == ((0.5,), (0.5,))
+    assert m.metadata.version.startswith("2.")
+    assert m.embedding_dim == 128 and m.channels == 1
+    # the calibrated comparetiles threshold (scripts/evaluate.py --card stamps it)
+    assert m.metadata.same_landform_cos is not None and 0 < m.metadata.same_landform_cos < 1
 
 
 def test_golden_embedding_of_the_shipped_model() -> None:

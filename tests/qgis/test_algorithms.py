@@ -20,7 +20,7 @@ from qgis.core import (
     QgsVectorLayer,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtCore import QMetaType
 
 from tests.qgis.conftest import INPUT_SIZE, MARS_TIF, RGB_TIF, RecordingFeedback
 from tests.qgis.helpers import (
@@ -48,11 +48,11 @@ def n_tiles(length: int, size: int, stride: int) -> int:
 
 
 def kind(field: Any) -> str:
-    if field.type() in (QVariant.Int, QVariant.LongLong):
+    if field.type() in (QMetaType.Type.Int, QMetaType.Type.LongLong):
         return "int"
-    if field.type() == QVariant.Double:
+    if field.type() == QMetaType.Type.Double:
         return "real"
-    if field.type() == QVariant.String:
+    if field.type() == QMetaType.Type.QString:
         return "str"
     return field.typeName()
 
@@ -65,7 +65,7 @@ def open_scores(path: Path) -> QgsVectorLayer:
 
 def polygon_layer(crs: str, polygons: dict[str, str], field: str = "kind") -> QgsVectorLayer:
     layer = QgsVectorLayer(f"Polygon?crs={crs}", "sites", "memory")
-    layer.dataProvider().addAttributes([QgsField(field, QVariant.String)])
+    layer.dataProvider().addAttributes([QgsField(field, QMetaType.Type.QString)])
     layer.updateFields()
     feats = []
     for wkt_cls, wkt in polygons.items():

@@ -20,16 +20,25 @@ pytestmark = [
 ]
 
 
-def test_demo_runs_and_ranks_tiles(qgis_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def demo(qgis_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+         ) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("demo")
     proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "run_demo.py"), "--out", str(tmp_path)],
+        [sys.executable, str(REPO_ROOT / "scripts" / "run_demo.py"), "--out", str(out)],
         env=qgis_env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc, out
+
+
+def test_demo_runs_and_ranks_tiles(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    proc, tmp_path = demo
     out = proc.stdout
     assert "48 tiles scored, 0 skipped" in out
     assert "(layer style from the GeoPackage: graduatedSymbol)" in out
-    for name in ("library.gpkg", "scores.gpkg", "scores.png"):
+    for name in ("library.gpkg", "scores.gpkg", "scores.png", "heatmap.tif", "heatmap.qml",
+                 "landforms.gpkg", "landforms.png", "sites.gpkg", "sites.png"):
         assert (tmp_path / name).stat().st_size > 0, name
 
     # The printed top 5 are the five best tiles of the GeoPackage, with their true landform.
@@ -45,3 +54,28 @@ def test_demo_runs_and_ranks_tiles(qgis_env: dict[str, str], tmp_path: Path) -> 
         assert p[4] == truth[(f.GetField("row"), f.GetField("col"))]
     # One tile per 227 m cell of the 8 x 6 scene: row/col match the truth grid exactly.
     assert {(f.GetField("row"), f.GetField("col")) for f in feats} == set(truth)
+
+
+def test_demo_classifies_and_ranks_sites(
+        demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The printed classifier accuracy is the GeoPackage's against the truth file; the top
+    ellipse respects the 5 deg slope limit and lies inside the scene."""
+    proc, tmp_path = demo
+    with open(REPO_ROOT / "demo" / "mars_scene_truth.csv", newline="") as fh:
+        truth = {(int(r["row"]), int(r["col"])): r["class"] for r in csv.DictReader(fh)}
+    ds = ogr.Open(str(tmp_path / "landforms.gpkg"))
+    got = {(f.GetField("row"), f.GetField("col")): f.GetField("landform")
+           for f in ds.GetLayerByName("landforms")}
+    assert set(got) == set(truth)
+    correct = sum(got[c] == truth[c] for c in truth)
+    m = re.search(r"accuracy against the truth (\d+)/48", proc.stdout)
+    assert m is not None and int(m.group(1)) == correct
+    assert correct / 48 > 0.5  # 6 classes, base rate of the largest 0.35
+    ds = ogr.Open(str(tmp_path / "sites.gpkg"))
+    sites = sorted(ds.GetLayerByName("sites"), key=lambda f: f.GetField("rank"))
+    assert [f.GetField("rank") for f in sites] == [1, 2, 3]
+    assert all(f.GetField("max_slope") <= 5 for f in sites)
+    scores_ds = ogr.Open(str(tmp_path / "scores.gpkg"))
+    scene = scores_ds.GetLayerByName("scores").GetExtent()
+    env = sites[0].GetGeometryRef().GetEnvelope()
+    assert scene[0] <= env[0] and env[1] <= scene[1] and scene[2] <= env[2] and env[3] <= scene[3]

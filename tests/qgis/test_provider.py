@@ -22,7 +22,18 @@ BUILD_PARAMS = {
 }
 SCORE_PARAMS = {
     "INPUT", "LIBRARY", "MODEL", "TILE_SIZE", "TILE_UNITS", "OVERLAP", "EXTENT", "MASK", "BANDS",
-    "MIN_VALID", "DEVICE", "BATCH_SIZE", "OUTPUT",
+    "MIN_VALID", "NEGATIVE_CLASSES", "DEVICE", "BATCH_SIZE", "OUTPUT", "OUTPUT_HEATMAP",
+    "HEATMAP_CELL",
+}
+CLASSIFY_PARAMS = {
+    "INPUT", "LIBRARY", "MODEL", "K", "SMOOTH", "TILE_SIZE", "TILE_UNITS", "OVERLAP", "EXTENT",
+    "MASK", "BANDS", "MIN_VALID", "DEVICE", "BATCH_SIZE", "OUTPUT",
+}
+COMPARE_PARAMS = {"IMAGE_A", "EXTENT_A", "IMAGE_B", "EXTENT_B", "MODEL", "DEVICE"}
+SITES_PARAMS = {
+    "SCORES", "SCORE_FIELD", "ELLIPSE_MAJOR_KM", "ELLIPSE_MINOR_KM", "AZIMUTH", "SPACING_KM",
+    "DEM", "MAX_SLOPE", "MIN_ELEVATION", "MAX_ELEVATION", "EXCLUDE", "LATITUDE_MIN",
+    "LATITUDE_MAX", "THRESHOLD", "COUNT", "OUTPUT",
 }
 
 
@@ -35,8 +46,9 @@ def alg(name: str) -> Any:
 def test_provider_registered(provider: Any) -> None:
     assert provider.id() == "analog"
     assert provider.name() == "Mars Analogue Finder"
-    assert sorted(a.id() for a in provider.algorithms()) == ["analog:buildlibrary",
-                                                             "analog:scoretiles"]
+    assert sorted(a.id() for a in provider.algorithms()) == [
+        "analog:analogueworkflow", "analog:buildlibrary", "analog:classifylandforms",
+        "analog:comparetiles", "analog:diagnostics", "analog:ranksites", "analog:scoretiles"]
     assert Path(provider.svgIconPath()).is_file()
     assert not provider.icon().isNull()
     assert provider.supportedOutputVectorLayerExtensions() == ["gpkg"]
@@ -56,6 +68,9 @@ def test_init_processing_is_idempotent(analog_plugin_instance: Any) -> None:
     [
         ("buildlibrary", "Build analogue library", BUILD_PARAMS),
         ("scoretiles", "Score raster tiles against analogues", SCORE_PARAMS),
+        ("classifylandforms", "Classify landforms", CLASSIFY_PARAMS),
+        ("comparetiles", "Compare two places", COMPARE_PARAMS),
+        ("ranksites", "Rank candidate landing sites", SITES_PARAMS),
     ],
 )
 def test_parameters_names_and_help(provider: Any, name: str, display: str,
@@ -68,7 +83,12 @@ def test_parameters_names_and_help(provider: Any, name: str, display: str,
     assert {p.name() for p in params} == expected
     for p in params:
         assert len(p.help().strip()) > 20, f"{name}.{p.name()} has no help text"
+        assert "Example:" in p.help(), f"{name}.{p.name()} has no example"
         assert p.description().strip()
+    for p in expected:
+        assert p in a.shortHelpString(), f"{name}'s help does not name {p}"
+    if name in ("comparetiles", "ranksites"):
+        return
     out = a.parameterDefinition("OUTPUT")
     assert isinstance(out, QgsProcessingParameterVectorDestination)
     units = a.parameterDefinition("TILE_UNITS")
@@ -85,8 +105,26 @@ def test_declared_outputs_for_modeler(provider: Any) -> None:
     score = {o.name(): o for o in alg("scoretiles").outputDefinitions()}
     assert {"OUTPUT", "N_TILES", "N_SCORED", "N_SKIPPED"} <= set(score)
     assert isinstance(score["N_TILES"], QgsProcessingOutputNumber)
+    assert "OUTPUT_HEATMAP" in score
     build = {o.name(): o for o in alg("buildlibrary").outputDefinitions()}
     assert {"OUTPUT", "N_EXEMPLARS", "N_CLASSES", "CLASSES"} <= set(build)
+    compare = {o.name() for o in alg("comparetiles").outputDefinitions()}
+    assert {"SCORE", "DISTANCE", "SAME_LANDFORM", "THRESHOLD"} <= compare
+    assert {"OUTPUT", "N_SITES", "TOP_LAT", "TOP_LON"} <= {
+        o.name() for o in alg("ranksites").outputDefinitions()}
+    assert {"OUTPUT", "N_CLASSIFIED"} <= {
+        o.name() for o in alg("classifylandforms").outputDefinitions()}
+
+
+def test_shipped_graphical_model_chains_the_workflow(provider: Any) -> None:
+    model = alg("analogueworkflow")
+    children = {c.algorithmId() for c in model.childAlgorithms().values()}
+    assert children == {"analog:buildlibrary", "analog:scoretiles", "analog:ranksites",
+                        "analog:classifylandforms"}
+    deps = model.dependsOnChildAlgorithms("sites")
+    assert {"scores", "library"} <= set(deps)
+    assert {"exemplars", "mars_raster", "dem"} <= {p.name() for p in
+                                                   model.parameterDefinitions()}
 
 
 def test_score_parameter_ranges(provider: Any) -> None:
@@ -143,3 +181,21 @@ def test_missing_onnxruntime_gives_install_hint(
     assert "onnxruntime" in str(err.value)
     assert "OSGeo4W" in str(err.value)
     assert not out.exists()
+
+
+def test_diagnostics_reports_versions_cuda_and_model(provider: Any) -> None:
+    import numpy
+    import processing
+
+    res = processing.run("analog:diagnostics", {})
+    text = res["REPORT"]
+    assert f"numpy: {numpy.__version__}" in text
+    assert "qgis: 3." in text and "onnxruntime: 1." in text
+    assert "CPUExecutionProvider" in text
+    assert '"version": "2.' in text and "sha256" in text  # the bundled model
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        assert res["CUDA"].startswith("yes: ")
+    else:  # the CI machine: no GPU, and the reason follows
+        assert res["CUDA"].startswith("no: ") and "onnxruntime-gpu" in res["CUDA"]

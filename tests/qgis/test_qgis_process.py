@@ -76,3 +76,57 @@ def test_without_onnxruntime_plugin_loads_and_explains(
     assert proc.returncode != 0
     assert "pip install --user onnxruntime" in proc.stdout + proc.stderr
     assert not out.exists()
+
+
+def test_run_classify_compare_and_rank_sites(qgis_env: dict[str, str], models: dict[str, Path],
+                                             image_folder: Path, tmp_path: Path) -> None:
+    """One run of each workflow algorithm through the real binary, outputs checked."""
+    from osgeo import ogr
+
+    from tests.qgis.test_workflow import _scores_layer
+
+    lib, lf = tmp_path / "lib.gpkg", tmp_path / "landforms.gpkg"
+    qgis_process(qgis_env, "run", "analog:buildlibrary", "--", f"IMAGE_FOLDER={image_folder}",
+                 f"MODEL={models['mean']}", f"OUTPUT={lib}")
+    res: Any = json.loads(qgis_process(
+        qgis_env, "--json", "run", "analog:classifylandforms", "--", f"INPUT={MARS_TIF}",
+        f"LIBRARY={lib}", f"MODEL={models['mean']}", "TILE_SIZE=32", "K=1", "SMOOTH=mrf",
+        "MIN_VALID=0", "EXTENT=0,90,0,45", f"OUTPUT={lf}").stdout)
+    assert res["results"]["N_CLASSIFIED"] == 32
+    ds = ogr.Open(str(lf))  # keep the datasource alive while its layer is read
+    assert {f.GetField("landform") for f in ds.GetLayerByName("landforms")} <= {"bright", "dark"}
+    ds = None
+    assert any(t == "landforms" and d == 1 and "categorizedSymbol" in q
+               for t, d, q in layer_styles(lf))
+    png = sorted(image_folder.rglob("*.png"))
+    cmp: Any = json.loads(qgis_process(
+        qgis_env, "--json", "run", "analog:comparetiles", "--", f"IMAGE_A={png[0]}",
+        f"IMAGE_B={png[0]}", f"MODEL={models['mean']}").stdout)
+    assert cmp["results"]["SCORE"] == pytest.approx(1.0, abs=1e-6)
+    assert cmp["results"]["SAME_LANDFORM"] is True
+    scores, sites = _scores_layer(tmp_path), tmp_path / "sites.gpkg"
+    ranked: Any = json.loads(qgis_process(
+        qgis_env, "--json", "run", "analog:ranksites", "--", f"SCORES={scores}",
+        "ELLIPSE_MAJOR_KM=20", "ELLIPSE_MINOR_KM=7", "COUNT=2", "LATITUDE_MAX=1.6",
+        f"OUTPUT={sites}").stdout)
+    assert ranked["results"]["N_SITES"] == 2
+    assert abs(ranked["results"]["TOP_LON"] - 2.0) < 0.2
+    assert any(t == "sites" and d == 1 for t, d, _ in layer_styles(sites))
+
+
+def test_shipped_workflow_model_runs_on_the_demo(qgis_env: dict[str, str],
+                                                 tmp_path: Path) -> None:
+    """The graphical model (library -> score -> sites, and landforms) with the bundled model."""
+    repo = Path(__file__).resolve().parents[2]
+    outs = {k: tmp_path / f"{k}.gpkg" for k in ("library", "scores", "landing_sites",
+                                                 "landforms")}
+    res: Any = json.loads(qgis_process(
+        qgis_env, "--json", "run", "analog:analogueworkflow", "--",
+        f"exemplars={repo / 'demo' / 'earth_exemplars'}",
+        f"mars_raster={repo / 'demo' / 'mars_scene.tif'}", "ellipse_major_km=0.6",
+        "ellipse_minor_km=0.4", f"dem={repo / 'demo' / 'mars_dem.tif'}", "max_slope=5",
+        *(f"{k}={v}" for k, v in outs.items()), f"heat_map={tmp_path / 'heat.tif'}").stdout)
+    for k, path in outs.items():
+        assert path.is_file(), (k, res)
+    assert (tmp_path / "heat.tif").is_file()
+    assert any(t == "sites" and d == 1 for t, d, _ in layer_styles(outs["landing_sites"]))
