@@ -83,9 +83,12 @@ deploy: venv
 	$(PY) scripts/build_plugin.py --dest "$(QGIS_PLUGINS_DIR)" --vendor
 	@echo "Installed into $(QGIS_PLUGINS_DIR)/analog_plugin — enable it in Plugins > Manage and Install Plugins"
 
+# The release zip for the official plugin repository: no compiled binaries (onnxruntime comes from
+# the plugin's installer at first use), <= 25 MB, complete metadata (scripts/check_release.py).
 package: venv
 	rm -rf $(BUILD)/package
-	$(PY) scripts/build_plugin.py --dest $(BUILD)/package --vendor --zip dist/analog_plugin-$(VERSION).zip
+	$(PY) scripts/build_plugin.py --dest $(BUILD)/package --zip dist/analog_plugin-$(VERSION).zip
+	$(PY) scripts/check_release.py dist/analog_plugin-$(VERSION).zip
 
 ## ---- model (offline; needs ../shared/data) ---------------------------------------------------
 # v2: frozen int8 EfficientNet-Lite0 trunk + Siamese head, chosen by grouped cross-validation

@@ -3,8 +3,10 @@
 The Python embedded in QGIS (desktop or ``qgis_process``) does not see a virtualenv, so onnxruntime
 is looked up, in this order, after everything already on ``sys.path``:
 
-1. ``analog_plugin/_vendor`` (filled by ``make deploy`` / ``make package``);
-2. every folder in the environment variable ``ANALOG_EXTRA_SITE`` (``os.pathsep``-separated; the
+1. ``analog_plugin/_vendor`` (filled by ``make deploy`` for a developer install);
+2. the profile's ``python/analog_deps/pyX.Y`` folder, where the plugin's installer puts it
+   (``installer.py``; the plugin passes the profile folder with :func:`set_profile_dir`);
+3. every folder in the environment variable ``ANALOG_EXTRA_SITE`` (``os.pathsep``-separated; the
    Makefile points it at the project venv's site-packages).
 
 Both are APPENDED so that the system numpy (the one QGIS and GDAL were built against) stays first.
@@ -30,8 +32,8 @@ INSTALL_HINT = (
     "--break-system-packages)\n"
     "  - Windows: open the 'OSGeo4W Shell' from the Start menu and run: "
     "python -m pip install onnxruntime\n"
-    "  - or install the release zip of the plugin, which bundles onnxruntime in "
-    "analog_plugin/_vendor,\n"
+    "  - or, in QGIS desktop, use the 'Install onnxruntime' button the plugin shows (it installs "
+    "into the QGIS profile, never touching numpy),\n"
     "  - or point the environment variable ANALOG_EXTRA_SITE at a site-packages folder "
     "that contains onnxruntime (for Python {major}.{minor}).\n"
     "Import error: {error}"
@@ -42,11 +44,30 @@ class MissingDependencyError(ImportError):
     """onnxruntime cannot be imported; the message says how to install it."""
 
 
+_PROFILE_DIR: list[Path] = []
+
+
+def set_profile_dir(path: str | os.PathLike[str] | None) -> None:
+    """Tell the lookup where the QGIS profile is (its installer folder joins the search)."""
+    _PROFILE_DIR[:] = [Path(path)] if path else []
+
+
+def installer_dir() -> Path | None:
+    """The profile folder the installer writes to (None before :func:`set_profile_dir`)."""
+    from .installer import deps_dir
+
+    return deps_dir(_PROFILE_DIR[0]) if _PROFILE_DIR else None
+
+
 def extra_paths() -> list[str]:
-    """Folders this module adds to ``sys.path``: existing ``_vendor`` then ``ANALOG_EXTRA_SITE``."""
+    """Folders this module adds to ``sys.path``: ``_vendor``, the installer's profile folder,
+    then ``ANALOG_EXTRA_SITE`` (each only if it exists)."""
     paths: list[str] = []
     if VENDOR_DIR.is_dir():
         paths.append(str(VENDOR_DIR))
+    inst = installer_dir()
+    if inst is not None and inst.is_dir():
+        paths.append(str(inst))
     for entry in os.environ.get(EXTRA_SITE_ENV, "").split(os.pathsep):
         entry = entry.strip()
         if entry and Path(entry).is_dir():

@@ -1,0 +1,1 @@
+"""Desktop user interface (dock panel, installer and diagnostics dialogs): thin glue over core."""
