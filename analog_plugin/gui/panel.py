@@ -85,6 +85,7 @@ class AnalogueDock(QDockWidget):
         self.raster_path: str | None = None
         self.matches: list[Any] = []
         self.last_error = ""
+        self._cancelled = False
         self._tasks: list[Any] = []
         self._build()
 
@@ -267,6 +268,8 @@ class AnalogueDock(QDockWidget):
         feedback.progressChanged.connect(lambda p: self.progress.setValue(int(p)))
         task = QgsProcessingAlgRunnerTask(algorithm, params, context, feedback)
         def executed(ok: bool, res: dict[str, Any]) -> None:
+            if self._cancelled:  # the user cancelled: nothing more is run or loaded
+                return
             if not ok:
                 log = feedback.textLog() if hasattr(feedback, "textLog") else ""
                 self.last_error = log.strip().splitlines()[-1] if log.strip() else ""
@@ -278,6 +281,7 @@ class AnalogueDock(QDockWidget):
         QgsApplication.taskManager().addTask(task)
 
     def cancel(self) -> None:
+        self._cancelled = True
         for task, _ctx, feedback in self._tasks:
             feedback.cancel()
             task.cancel()
@@ -301,6 +305,7 @@ class AnalogueDock(QDockWidget):
             self.status.setText("Pick the Mars raster layer first.")
             return
         self.raster_path = layer.source()
+        self._cancelled = False
         self.run_button.setEnabled(False)
         self.progress.setValue(0)
         lib = self.library_params()

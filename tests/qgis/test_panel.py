@@ -149,3 +149,49 @@ def test_install_dialog_runs_the_command_and_streams_the_log(qgis_iface: Any, tm
     assert "fake pip: -m pip install" in text
     assert "--target" in text
     dialog.deleteLater()
+
+
+def _wait(predicate: Any, seconds: float = 60.0) -> bool:
+    import time
+
+    from qgis.PyQt.QtWidgets import QApplication
+
+    end = time.time() + seconds
+    while time.time() < end:
+        QApplication.processEvents()
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_background_run_keeps_the_ui_alive_and_cancels(desktop_plugin: Any,
+                                                       tmp_path: Path) -> None:
+    """The real path: QgsProcessingAlgRunnerTask on QGIS's task manager, progress reported."""
+    scene = QgsRasterLayer(str(DEMO / "mars_scene.tif"), "mars scene")
+    QgsProject.instance().addMapLayer(scene)
+    dock = desktop_plugin.show_dock()
+    dock.out_dir = tmp_path
+    dock.raster.setLayer(scene)
+    dock.source.setCurrentIndex(0)
+    dock.folder.setFilePath(str(DEMO / "earth_exemplars"))
+    dock.tile_size.setValue(227)
+    dock.units.setCurrentText("metres")
+    dock.run()
+    assert not dock.run_button.isEnabled() and dock.cancel_button.isEnabled()
+    assert _wait(lambda: dock.table.rowCount() == 20), dock.status.text()
+    assert dock.progress.value() == 100 and dock.run_button.isEnabled()
+    # cancel right after the start: nothing is loaded, the old outputs stay
+    (tmp_path / "scores.gpkg").write_bytes(b"old")
+    dock.table.setRowCount(0)
+    dock.run()
+    dock.cancel()
+    assert "Cancelled" in dock.status.text() and dock.run_button.isEnabled()
+    from qgis.core import QgsApplication
+
+    assert _wait(lambda: QgsApplication.taskManager().countActiveTasks() == 0)
+    for _ in range(20):
+        _wait(lambda: False, 0.05)  # let any late signal arrive
+    assert dock.table.rowCount() == 0 and "Cancelled" in dock.status.text()
+    assert (tmp_path / "scores.gpkg").read_bytes() == b"old"
+    QgsProject.instance().removeAllMapLayers()
