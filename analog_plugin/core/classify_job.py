@@ -31,7 +31,7 @@ from .landforms import smooth as smooth_votes
 from .layer_writer import StreamingLayerWriter
 from .paths import bundled_model_path
 from .score_writer import tile_rings
-from .tile_run import open_model_and_library, run_metadata, tile_run
+from .tile_run import check_tiling, open_model_and_library, run_metadata, tile_run
 
 LANDFORMS_LAYER = "landforms"
 LANDFORM_FIELDS = [
@@ -81,12 +81,8 @@ def classify_landforms(
     fb = ensure_feedback(feedback)
     k = int(P.check(P.K, k))
     smooth_method = P.check(P.SMOOTH, smooth)
-    tile_size = P.check(P.TILE_SIZE, tile_size)
-    tile_units = P.check(P.TILE_UNITS, tile_units)
-    overlap = float(P.check(P.OVERLAP, overlap))
-    min_valid = float(P.check(P.MIN_VALID, min_valid))
-    device = P.check(P.DEVICE, device)
-    batch_size = int(P.check(P.BATCH_SIZE, batch_size))
+    tile_size, tile_units, overlap, min_valid, device, batch_size = check_tiling(
+        tile_size, tile_units, overlap, min_valid, device, batch_size)
     model_path = model_path or bundled_model_path()
     out = validate_output_path(output_path)
     check_not_an_input(out, [("INPUT", raster_path), ("LIBRARY", library_path),

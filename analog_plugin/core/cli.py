@@ -52,8 +52,11 @@ def _extent(text: str) -> tuple[float, float, float, float]:
     return xmin, ymin, xmax, ymax
 
 
-def _add(parser: argparse.ArgumentParser, param: P.Param, *aliases: str) -> None:
+def _add(parser: argparse.ArgumentParser, param: P.Param, *aliases: str,
+         many: bool = False) -> None:
     kw: dict[str, Any] = {"dest": param.arg, "default": None, "help": param.full_help()}
+    if many:  # --input a.tif b.tif, or --raster a.tif --raster b.tif
+        kw.update(action="extend", nargs="+")
     if param.kind == "bands":
         kw["type"] = _bands
     elif param.kind == "extent":
@@ -78,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--polygon-layer", default=None, help="layer of --polygons (default: first)")
     s = sub.add_parser("score", help="score the tiles of a raster against a library")
     for param in P.SCORE_PARAMS:
-        _add(s, param, *(["--raster"] if param is P.INPUT else []))
+        _add(s, param, *(["--raster"] if param is P.INPUT else []), many=param is P.INPUT)
+    for param in (P.WORKERS, P.CHUNK_TILES):
+        _add(s, param)
     s.add_argument("--style", default=None, help="QML stored as the default style")
     c = sub.add_parser("classify", help="classify the landform of every tile (kNN on a library)")
     for param in P.CLASSIFY_PARAMS:
@@ -135,8 +140,11 @@ def run(args: argparse.Namespace, feedback: ConsoleFeedback) -> dict[str, Any]:
                             image_folder=args.image_folder, feedback=feedback, **common)
         return {"n_exemplars": lib.n_exemplars, "classes": list(lib.classes),
                 "output_path": str(lib.output_path)}
+    inputs = list(args.input or [])
+    if len(inputs) > 1 or args.scheduler or (inputs and inputs[0].lower().endswith(".txt")):
+        return _score_many(args, feedback, common, inputs)
     mask: list[bytes] = []
-    raster = P.check(P.INPUT, args.input)
+    raster = P.check(P.INPUT, inputs[0] if inputs else None)
     if args.mask:
         rows, _ = read_polygons(args.mask, _raster_wkt(raster))
         mask = [wkb for wkb, _, _ in rows]
@@ -154,6 +162,28 @@ def run(args: argparse.Namespace, feedback: ConsoleFeedback) -> dict[str, Any]:
             "output_path": str(res.output_path), "timing": res.timing,
             "heatmap_path": str(res.heatmap_path) if res.heatmap_path else None,
             "class_fields": list(res.class_fields)}
+
+
+def _score_many(args: argparse.Namespace, feedback: ConsoleFeedback, common: dict[str, Any],
+                inputs: list[str]) -> dict[str, Any]:
+    """Several rasters and/or a dask scheduler: the chunked batch engine (core/batch_job.py)."""
+    from .batch_job import score_many
+
+    for unsupported in ("mask", "extent", "output_heatmap"):
+        if getattr(args, unsupported, None):
+            raise ParameterError(f"--{unsupported.replace('_', '-')} is not available for "
+                                 "several rasters or a cluster run; score them one by one")
+    optional = {k: getattr(args, k) for k in ("overlap", "min_valid", "negative_classes",
+                                              "workers", "chunk_tiles")
+                if getattr(args, k) is not None}
+    res = score_many(rasters=inputs, library_path=P.check(P.LIBRARY, args.library),
+                     output_path=P.check(P.OUTPUT_SCORES, args.output),
+                     scheduler=args.scheduler, style_qml=args.style, feedback=feedback,
+                     **optional, **common)
+    return {"n_rasters": res.n_rasters, "n_chunks": res.n_chunks,
+            "n_skipped_chunks": res.n_skipped_chunks, "n_scored": res.n_scored,
+            "seconds": round(res.seconds, 3), "output_path": str(res.output_path),
+            "parts_dir": str(res.parts_dir), "scheduler": res.scheduler}
 
 
 def _mask_wkb(path: str | None, raster: str) -> list[bytes]:

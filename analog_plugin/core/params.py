@@ -374,9 +374,30 @@ SITES_PARAMS = (SCORES, SCORE_FIELD, ELLIPSE_MAJOR_KM, ELLIPSE_MINOR_KM, AZIMUTH
                 DEM, MAX_SLOPE, MIN_ELEVATION, MAX_ELEVATION, EXCLUDE, LATITUDE_MIN,
                 LATITUDE_MAX, THRESHOLD, COUNT, OUTPUT_SITES)
 
+# -- cluster backend (analog:scoretiles SCHEDULER, python -m analog_plugin score --scheduler) ----
+SCHEDULER = Param(
+    "SCHEDULER", "string", "Dask scheduler (cluster run)",
+    "Empty: score in this process. 'local': start a dask LocalCluster on this machine (WORKERS "
+    "processes). 'tcp://HOST:PORT': an existing dask.distributed scheduler (dask-jobqueue on "
+    "SLURM, dask-kubernetes...). Tiles are scored in chunks written as GeoParquet parts beside "
+    "OUTPUT (resumable), then merged into OUTPUT.",
+    optional=True, advanced=True, example="tcp://10.0.0.5:8786",
+)
+WORKERS = Param(
+    "WORKERS", "integer", "Local cluster workers",
+    "Worker processes of SCHEDULER=local (one onnxruntime thread each); empty: the CPUs this "
+    "process may use.", optional=True, minimum=1, maximum=1024, advanced=True, example="2",
+)
+CHUNK_TILES = Param(
+    "CHUNK_TILES", "integer", "Tiles per chunk (cluster run)",
+    "Consecutive tiles of one raster scored as one task and written as one GeoParquet part: the "
+    "unit of scheduling and of resuming.", default=2048, minimum=16, maximum=10_000_000,
+    advanced=True, example="2048",
+)
+
 SCORE_PARAMS = (INPUT, LIBRARY, MODEL, TILE_SIZE, TILE_UNITS, OVERLAP, EXTENT, MASK, BANDS,
                 MIN_VALID, NEGATIVE_CLASSES, DEVICE, BATCH_SIZE, OUTPUT_SCORES, OUTPUT_HEATMAP,
-                HEATMAP_CELL)
+                HEATMAP_CELL, SCHEDULER)
 CLASSIFY_PARAMS = (INPUT, LIBRARY, MODEL, K, SMOOTH, TILE_SIZE, TILE_UNITS, OVERLAP, EXTENT,
                    MASK, BANDS, MIN_VALID, DEVICE, BATCH_SIZE, OUTPUT_LANDFORMS)
 LIBRARY_PARAMS = (RASTER, POLYGONS, CLASS_FIELD, IMAGE_FOLDER, MODEL, TILE_SIZE, TILE_UNITS,

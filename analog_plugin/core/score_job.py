@@ -27,7 +27,7 @@ from .heatmap import HeatmapWriter
 from .paths import bundled_model_path
 from .raster_reader import RasterSource
 from .score_writer import BASE_FIELDS, ScoreWriter
-from .tile_run import open_model_and_library, run_metadata, tile_run
+from .tile_run import check_tiling, open_model_and_library, run_metadata, tile_run
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,8 @@ def score_raster(
     """
     t0 = time.perf_counter()
     fb = ensure_feedback(feedback)
-    tile_size = P.check(P.TILE_SIZE, tile_size)
-    tile_units = P.check(P.TILE_UNITS, tile_units)
-    overlap = float(P.check(P.OVERLAP, overlap))
-    min_valid = float(P.check(P.MIN_VALID, min_valid))
-    device = P.check(P.DEVICE, device)
-    batch_size = int(P.check(P.BATCH_SIZE, batch_size))
+    tile_size, tile_units, overlap, min_valid, device, batch_size = check_tiling(
+        tile_size, tile_units, overlap, min_valid, device, batch_size)
     negatives = P.check(P.NEGATIVE_CLASSES, negative_classes) or ()
     heatmap_cell = P.check(P.HEATMAP_CELL, heatmap_cell)
     model_path = model_path or bundled_model_path()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from osgeo import ogr
@@ -67,10 +68,13 @@ class ScoreWriter(StreamingLayerWriter):
         style_qml: Path | None,
         feedback: Feedback,
         class_fields: Sequence[str] = (),
+        extra_fields: Sequence[tuple[str, int]] = (),
     ) -> None:
-        fields = [*BASE_FIELDS, *((f, ogr.OFTReal) for f in class_fields), *RANK_FIELDS]
+        fields = [*BASE_FIELDS, *extra_fields, *((f, ogr.OFTReal) for f in class_fields),
+                  *RANK_FIELDS]
         super().__init__(target, SCORES_LAYER, crs_wkt, fields, metadata=metadata)
         self.n_class_fields = len(class_fields)
+        self.extra_names = [name for name, _ in extra_fields]
         self.transform, self.fb = transform, feedback
         self.qml = read_style(style_qml)
         self._scores: list[np.ndarray] = []
@@ -95,6 +99,16 @@ class ScoreWriter(StreamingLayerWriter):
         ]
         self.append(rows, polygon_wkbs(tile_rings(self.transform, tiles)))
         self._scores.append(np.asarray(scores, np.float32))
+
+    def append_records(self, columns: Mapping[str, Sequence[Any]], per_class: np.ndarray,
+                       wkbs: Sequence[bytes]) -> None:
+        """Pre-scored tiles (the cluster merge): ``columns`` holds the BASE_FIELDS and the
+        extra fields by name, ``per_class`` (N, C) the class scores."""
+        names = [f for f, _ in BASE_FIELDS] + self.extra_names
+        rows = [(*(columns[k][i] for k in names), *map(float, per_class[i]), None, None)
+                for i in range(len(wkbs))]
+        self.append(rows, wkbs)
+        self._scores.append(np.asarray(columns["score"], np.float32))
 
     def finish(self) -> None:
         """Fill rank and percentile, store the default style fitted to this run's scores."""

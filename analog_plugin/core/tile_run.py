@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import params as P
 from .embedding_stream import TileEmbeddingStream, TileRequest
 from .errors import LibraryError, TilingError
 from .feedback import Feedback
@@ -31,6 +32,14 @@ from .raster_reader import (
 from .threads import single_threaded_blas
 from .tile_plan import TilePlan, check_channels, plan_tiles, scale_warning
 from .tiling import window_bounds, window_ring
+
+
+def check_tiling(tile_size: Any, tile_units: Any, overlap: Any, min_valid: Any, device: Any,
+                 batch_size: Any) -> tuple[float | None, str, float, float, str, int]:
+    """The tiling and inference parameters every tile job takes, checked once by core's rules."""
+    return (P.check(P.TILE_SIZE, tile_size), P.check(P.TILE_UNITS, tile_units),
+            float(P.check(P.OVERLAP, overlap)), float(P.check(P.MIN_VALID, min_valid)),
+            P.check(P.DEVICE, device), int(P.check(P.BATCH_SIZE, batch_size)))
 
 
 def open_model_and_library(model_path: Any, library_path: Any, device: str,

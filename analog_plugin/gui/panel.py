@@ -72,6 +72,15 @@ def to_pixmap(gray: Any, size: int = THUMB_PX) -> QPixmap:
                                          Qt.TransformationMode.SmoothTransformation)
 
 
+def _ended(task: Any) -> bool:
+    from qgis.core import QgsTask
+
+    try:
+        return task.status() in (QgsTask.TaskStatus.Complete, QgsTask.TaskStatus.Terminated)
+    except RuntimeError:  # the C++ task object is already gone
+        return True
+
+
 class AnalogueDock(QDockWidget):
     """The panel. ``run(blocking=True)`` executes synchronously (tests, scripts)."""
 
@@ -87,6 +96,10 @@ class AnalogueDock(QDockWidget):
         self.last_error = ""
         self._cancelled = False
         self._tasks: list[Any] = []
+        # (task, context, feedback) of every task QGIS may still be running: QGIS keeps raw
+        # pointers to the context and feedback, so Python must not free them before the task
+        # has really ended (a cancelled task can run on for a moment).
+        self._alive: list[Any] = []
         self._build()
 
     # ---- widgets --------------------------------------------------------------------------
@@ -276,7 +289,8 @@ class AnalogueDock(QDockWidget):
             done(ok, res)
 
         task.executed.connect(executed)
-        self._tasks = [(task, context, feedback)]  # keep Python refs alive while it runs
+        self._tasks = [(task, context, feedback)]
+        self._alive = [t for t in self._alive if not _ended(t[0])] + self._tasks
         self.cancel_button.setEnabled(True)
         QgsApplication.taskManager().addTask(task)
 

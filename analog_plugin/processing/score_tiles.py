@@ -6,6 +6,7 @@ from typing import Any
 
 from qgis.core import (
     QgsProcessingContext,
+    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -48,7 +49,8 @@ raster, outside MASK) are skipped.
 
 Parameters a script can set: INPUT, LIBRARY, MODEL, TILE_SIZE, TILE_UNITS (pixels|metres), \
 OVERLAP, EXTENT, MASK, BANDS, MIN_VALID, NEGATIVE_CLASSES, DEVICE (auto|cpu|cuda), BATCH_SIZE, \
-OUTPUT, OUTPUT_HEATMAP, HEATMAP_CELL. The same \
+OUTPUT, OUTPUT_HEATMAP, HEATMAP_CELL, SCHEDULER (advanced: empty = in this process, 'local' or \
+tcp://HOST:PORT = a dask cluster, see docs/CLUSTER.md). The same \
 run without QGIS: python -m analog_plugin score --input ... (same names in lower case)."""
 
 
@@ -76,6 +78,9 @@ class ScoreTilesAlgorithm(AnalogAlgorithm):
         heatmap = None
         if not is_unset(parameters, P.OUTPUT_HEATMAP.name):
             heatmap = self.parameterAsOutputLayer(parameters, P.OUTPUT_HEATMAP.name, context)
+        scheduler = settings.pop("scheduler", None)
+        if scheduler:
+            return self._on_cluster(scheduler, inputs, settings, heatmap, dest, context, feedback)
         with core_errors():
             from analog_plugin.core import pipeline
 
@@ -101,3 +106,25 @@ class ScoreTilesAlgorithm(AnalogAlgorithm):
             N_SKIPPED: summary.n_skipped,
             EXECUTION_PROVIDER: summary.provider,
         }
+
+    def _on_cluster(self, scheduler: str, inputs: dict[str, Any], settings: dict[str, Any],
+                    heatmap: str | None, dest: str, context: QgsProcessingContext,
+                    feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        """SCHEDULER set: the chunked batch engine on a dask cluster (same fields + source)."""
+        if inputs["extent"] or inputs["mask_wkb"] or heatmap:
+            raise QgsProcessingException("EXTENT, MASK and OUTPUT_HEATMAP are not available "
+                                         "with SCHEDULER; clip the raster first or score in "
+                                         "process")
+        settings.pop("heatmap_cell", None)
+        with core_errors():
+            from analog_plugin.core.batch_job import score_many
+
+            summary = score_many(rasters=[inputs["raster_path"]],
+                                 library_path=inputs["library_path"],
+                                 model_path=inputs["model_path"], bands=inputs["bands"],
+                                 output_path=dest.split("|", 1)[0], scheduler=scheduler,
+                                 feedback=feedback, style_qml=str(common.style_path("scores")),
+                                 **settings)
+        attach_style(context, dest, "scores")
+        return {common.OUTPUT: dest, N_TILES: summary.n_scored, N_SCORED: summary.n_scored,
+                N_SKIPPED: 0, EXECUTION_PROVIDER: summary.scheduler}

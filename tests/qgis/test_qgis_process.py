@@ -130,3 +130,33 @@ def test_shipped_workflow_model_runs_on_the_demo(qgis_env: dict[str, str],
         assert path.is_file(), (k, res)
     assert (tmp_path / "heat.tif").is_file()
     assert any(t == "sites" and d == 1 for t, d, _ in layer_styles(outs["landing_sites"]))
+
+
+def test_scoretiles_on_a_local_cluster_matches_in_process(qgis_env: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    """SCHEDULER=local inside qgis_process (embedded Python: thread workers) gives the same
+    scores as the in-process run, plus the source field and the GeoParquet parts."""
+    from osgeo import ogr
+
+    repo = Path(__file__).resolve().parents[2]
+    lib = tmp_path / "lib.gpkg"
+    qgis_process(qgis_env, "run", "analog:buildlibrary", "--",
+                 f"IMAGE_FOLDER={repo / 'demo' / 'earth_exemplars'}", f"OUTPUT={lib}")
+    common = [f"INPUT={repo / 'demo' / 'mars_scene.tif'}", f"LIBRARY={lib}", "TILE_SIZE=227",
+              "TILE_UNITS=metres", "CHUNK_TILES=16"]
+    qgis_process(qgis_env, "run", "analog:scoretiles", "--", *common[:5],
+                 f"OUTPUT={tmp_path / 'a.gpkg'}")
+    res: Any = json.loads(qgis_process(
+        qgis_env, "--json", "run", "analog:scoretiles", "--", *common[:5], "SCHEDULER=local",
+        f"OUTPUT={tmp_path / 'b.gpkg'}").stdout)
+    assert res["results"]["N_SCORED"] == 48
+
+    def scores(p: Path) -> dict[int, float]:
+        ds = ogr.Open(str(p))
+        out = {f.GetField("tile_id"): f.GetField("score") for f in ds.GetLayer(0)}
+        ds = None
+        return out
+
+    a, b = scores(tmp_path / "a.gpkg"), scores(tmp_path / "b.gpkg")
+    assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-6 for k in a)
+    assert list((tmp_path / "b.parts").glob("*.parquet"))
