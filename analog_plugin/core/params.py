@@ -78,7 +78,13 @@ class Param:
 
     def _names(self, value: Any) -> tuple[str, ...]:
         """A comma-separated text (or a list) of names -> a tuple of unique, stripped names."""
-        items = value.split(",") if isinstance(value, str) else list(value)
+        if isinstance(value, str):
+            items = value.split(",")
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise ParameterError(f"{self.name} must be comma-separated names (got {value!r}); "
+                                 f"e.g. {self.example}")
         names = tuple(dict.fromkeys(str(v).strip() for v in items if str(v).strip()))
         if not names:
             raise ParameterError(f"{self.name} = {value!r} names nothing; {self.help}")

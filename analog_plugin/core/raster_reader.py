@@ -191,6 +191,15 @@ class RasterSource:
                     f"band(s) {bad} requested but '{Path(self.path).name}' has {ds.count} "
                     f"band(s); BANDS takes 1-based band numbers between 1 and {ds.count}"
                 )
+        complex_bands = [b for b in self.bands if np.dtype(ds.dtypes[b - 1]).kind == "c"]
+        if complex_bands:
+            self.close()
+            raise RasterReadError(
+                f"band(s) {complex_bands} of '{Path(self.path).name}' hold complex numbers "
+                f"({ds.dtypes[complex_bands[0] - 1]}, e.g. SAR data): the model needs real "
+                "values; convert to amplitude first (Raster Calculator abs(), or gdal_calc.py "
+                "--calc='abs(A)'), or choose real bands with BANDS"
+            )
         t = ds.transform
         self.info = RasterInfo(
             path=self.path,
