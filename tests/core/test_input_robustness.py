@@ -141,3 +141,52 @@ def test_parameter_parsing_fuzz_raises_only_our_errors(param: P.Param, value: An
         param.validate(value)
     except AnalogError:
         pass
+
+
+def _keep(env: dict[str, Path], name: str) -> Path:
+    out = env["dir"] / name
+    out.write_bytes(b"old output")
+    return out
+
+
+def _run_keeping(env: dict[str, Path], path: Path, out: Path, model: Path) -> None:
+    score_raster(raster_path=path, library_path=env["lib"], output_path=out, model_path=model,
+                 tile_size=32, min_valid=0.0)
+
+
+def test_truncated_geotiff_names_the_window_and_keeps_the_old_output(
+        env: dict[str, Path]) -> None:
+    path = env["dir"] / "trunc.tif"
+    arr = (RNG.random((512, 512)) * 200).astype(np.uint8)
+    with rasterio.open(path, "w", driver="GTiff", width=512, height=512, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=UTM_10M, tiled=True, blockxsize=128,
+                       blockysize=128) as ds:
+        ds.write(arr, 1)
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+    out = _keep(env, "trunc_out.gpkg")
+    with pytest.raises(RasterReadError, match=r"cannot read window PixelWindow\(.*trunc.tif"):
+        _run_keeping(env, path, out, env["model"])
+    assert out.read_bytes() == b"old output"
+    assert not [p for p in env["dir"].iterdir() if ".tmp-" in p.name]
+
+
+def test_model_returning_bad_embeddings_at_run_time_is_caught(env: dict[str, Path]) -> None:
+    """A model that is fine on most tiles but returns a zero vector on a flat black tile (its
+    embedding is normalize([mean, 0]) = 0/0): the run stops with the contract error, and the
+    old output stays."""
+    from analog_plugin.core.errors import ModelContractError
+    from analog_plugin.core.library_job import build_library as build
+
+    bad = make_mean_model(env["dir"] / "zero_on_black.onnx", input_size=32, channels=1,
+                          const=0.0)
+    lib = env["dir"] / "lib_bad.gpkg"
+    build(model_path=bad, output_path=lib, image_folder=env["dir"] / "ex")
+    arr = (RNG.random((64, 64)) * 100).astype(np.float32)
+    arr[:32, :32] = 0.0  # one tile stretches to all zeros
+    path = raster(env["dir"] / "black_tile.tif", arr)
+    out = _keep(env, "bad_model_out.gpkg")
+    with pytest.raises(ModelContractError, match="not L2-normalised"):
+        score_raster(raster_path=path, library_path=lib, output_path=out, model_path=bad,
+                     tile_size=32, min_valid=0.0)
+    assert out.read_bytes() == b"old output"
