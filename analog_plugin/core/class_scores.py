@@ -45,6 +45,8 @@ class ClassScorer:
 
     def __init__(self, library_classes: Sequence[str], negatives: Sequence[str] = ()) -> None:
         self.exemplar_class = list(library_classes)
+        if not self.exemplar_class:
+            raise LibraryError("the library has no exemplars; build it with analog:buildlibrary")
         self.classes = tuple(sorted(set(self.exemplar_class)))
         unknown = [c for c in negatives if c not in self.classes]
         if unknown:
@@ -62,23 +64,30 @@ class ClassScorer:
         self._code = np.array([code[c] for c in self.exemplar_class], dtype=np.int64)
         self._negative = np.array([c in self.negatives for c in self.classes])
         self._positive_exemplar = ~self._negative[self._code]
+        # Library columns grouped by class once: the per-class maximum of a batch is then one
+        # gather and one np.maximum.reduceat instead of a boolean-mask copy per class.
+        self._order = np.argsort(self._code, kind="stable")
+        self._starts = np.searchsorted(self._code[self._order], np.arange(len(self.classes)))
 
     def score(self, embeddings: np.ndarray, library: np.ndarray) -> ClassScores:
+        if library.shape[0] == 0:
+            raise LibraryError("the library has no exemplars; build it with analog:buildlibrary")
         cos = cosine_matrix(embeddings, library)
-        n, c = cos.shape[0], len(self.classes)
-        best_cos = np.full((n, c), -np.inf)
-        for k in range(c):  # max cosine per class; a few classes, vectorised over tiles
-            cols = self._code == k
-            best_cos[:, k] = cos[:, cols].max(axis=1) if n else best_cos[:, k]
+        n = cos.shape[0]
+        if n == 0:
+            empty = np.zeros(0)
+            return ClassScores(self.classes, np.zeros((0, len(self.classes))), empty,
+                               np.zeros(0, dtype=np.int64))
+        best_cos = np.maximum.reduceat(cos[:, self._order], self._starts, axis=1)
         per_class = score_from_cosine(best_cos)
-        pos = per_class[:, ~self._negative].max(axis=1) if n else np.zeros(0)
-        if self._negative.any() and n:
+        pos = per_class[:, ~self._negative].max(axis=1)
+        if self._negative.any():
             neg = per_class[:, self._negative].max(axis=1)
             score = np.clip(pos - np.maximum(0.0, neg - pos), 0.0, 1.0)
         else:
             score = pos
         masked = np.where(self._positive_exemplar[None, :], cos, -np.inf)
-        best = np.argmax(masked, axis=1) if n else np.zeros(0, dtype=np.int64)
+        best = np.argmax(masked, axis=1)
         return ClassScores(self.classes, per_class, score, best.astype(np.int64))
 
 

@@ -8,21 +8,9 @@ score = clip((1 + max_cos) / 2, 0, 1) maps cosine [-1, 1] to [0, 1] monotonicall
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .errors import LibraryError
-
-
-@dataclass(frozen=True, eq=False)
-class Matches:
-    """Best exemplar per tile: ``scores`` (N,), ``best_index`` (N,) into the library,
-    ``best_cos`` (N,)."""
-
-    scores: np.ndarray
-    best_index: np.ndarray
-    best_cos: np.ndarray
 
 
 def cosine_matrix(embeddings: np.ndarray, library: np.ndarray) -> np.ndarray:
@@ -40,16 +28,3 @@ def cosine_matrix(embeddings: np.ndarray, library: np.ndarray) -> np.ndarray:
 def score_from_cosine(cos: np.ndarray) -> np.ndarray:
     """``clip((1 + cos) / 2, 0, 1)``."""
     return np.clip((1.0 + np.asarray(cos, dtype=np.float64)) / 2.0, 0.0, 1.0)
-
-
-def best_matches(embeddings: np.ndarray, library: np.ndarray) -> Matches:
-    """Best exemplar (argmax cosine; first one on ties) and score for every tile."""
-    if library.shape[0] == 0:
-        raise LibraryError("the library has no exemplars; build it with analog:buildlibrary")
-    cos = cosine_matrix(embeddings, library)
-    if cos.shape[0] == 0:
-        empty = np.zeros(0)
-        return Matches(empty, np.zeros(0, dtype=np.int64), empty)
-    idx = np.argmax(cos, axis=1)
-    best = cos[np.arange(cos.shape[0]), idx]
-    return Matches(scores=score_from_cosine(best), best_index=idx.astype(np.int64), best_cos=best)

@@ -53,6 +53,7 @@ class MetricFrame:
     lat0: float
     lon0: float
     radius_m: float
+    _to_geo: Any = None
 
     @classmethod
     def around(cls, crs_wkt: str, bounds: tuple[float, float, float, float]) -> MetricFrame:
@@ -93,8 +94,9 @@ class MetricFrame:
 
     def lonlat(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Longitude, latitude (degrees on the body) of metric-frame points."""
-        ct = _transform(self.aeqd, self.geographic, "the metric frame")
-        pts = ct.TransformPoints(np.column_stack([x.ravel(), y.ravel()]).tolist())
+        if self._to_geo is None:  # built once: _in_band asks for thousands of points in chunks
+            self._to_geo = _transform(self.aeqd, self.geographic, "the metric frame")
+        pts = self._to_geo.TransformPoints(np.column_stack([x.ravel(), y.ravel()]).tolist())
         arr = np.asarray(pts, np.float64).reshape(-1, 3)
         return arr[:, 0].reshape(x.shape), arr[:, 1].reshape(x.shape)
 
