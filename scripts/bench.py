@@ -308,6 +308,24 @@ def run_e2e(scene: Path, lib: Path, cfg: str, n: int, args: argparse.Namespace,
     return rec
 
 
+def qgis_startup_s(out_dir: Path, env: dict[str, str], repeats: int = 3) -> float:
+    """Median wall time of a trivial ``qgis_process run`` (a 10 x 10 constant raster): what QGIS
+    itself costs before any algorithm of ours runs (application, providers, plugins). Reported so
+    the e2e ratio can be read with and without this fixed cost, which no engine can remove."""
+    out = out_dir / "startup_probe.tif"
+    times = []
+    for _ in range(repeats):
+        out.unlink(missing_ok=True)
+        cmd = ["qgis_process", "run", "native:createconstantrasterlayer", "--",
+               "EXTENT=0,10,0,10 [EPSG:4326]", "TARGET_CRS=EPSG:4326", "PIXEL_SIZE=1",
+               "NUMBER=1", f"OUTPUT={out}"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=env, capture_output=True, check=False)
+        times.append(time.perf_counter() - t0)
+    out.unlink(missing_ok=True)
+    return float(np.median(times))
+
+
 # ---- model-only and baseline ------------------------------------------------------------------
 
 
@@ -491,15 +509,17 @@ def shares_cell(timing: dict[str, Any] | None) -> str:
 
 def throughput_table(rows: list[dict[str, Any]]) -> str:
     head = ("| config | scene px | tiles | e2e s | e2e tiles/s | model-only tiles/s | "
-            "e2e vs model-only | baseline tiles/s | baseline vs model-only | e2e vs baseline | "
+            "e2e vs model-only | same, QGIS start-up excluded | baseline tiles/s | "
+            "baseline vs model-only | e2e vs baseline | "
             "peak RSS MB | read/preprocess/inference/write % |")
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         e, b = r["e2e"], r.get("baseline") or {}
         lines.append(
             f"| {r['config']} | {r['scene_px']} | {e['tiles']} | {fmt(e['wall_s'])} | "
             f"{fmt(e['tiles_per_s'], '.0f')} | {fmt(r['model_only_tiles_per_s'], '.0f')} | "
             f"{fmt(r['e2e_vs_model'], '.2f')} | "
+            f"{fmt(r.get('e2e_vs_model_without_qgis_startup'), '.2f')} | "
             f"{fmt(b.get('tiles_per_s'), '.0f')} | {fmt(r['baseline_vs_model'], '.2f')} | "
             f"{fmt(r['e2e_vs_baseline'], '.2f')} | {fmt(e['peak_rss_mb'], '.0f')} | "
             f"{shares_cell(e['timing'])} |")
@@ -596,7 +616,8 @@ def execute(plan: Plan, args: argparse.Namespace, threads: int,
 
 
 def assemble(plan: Plan, args: argparse.Namespace, results: dict[tuple[str, str, int], Any],
-             model_rate: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+             model_rate: float, startup_s: float) -> tuple[list[dict[str, Any]],
+                                                           list[dict[str, Any]]]:
     rows = []
     for cfg in args.configs:
         e = results[("e2e", cfg, args.scene_size)]
@@ -607,6 +628,9 @@ def assemble(plan: Plan, args: argparse.Namespace, results: dict[tuple[str, str,
         rows.append({"config": cfg, "scene_px": args.scene_size, "e2e": e, "baseline": b,
                      "model_only_tiles_per_s": e.get("model_only_tiles_per_s", model_rate),
                      "e2e_vs_model": e_vs_m, "baseline_vs_model": b_vs_m,
+                     "e2e_vs_model_without_qgis_startup": ratio(
+                         ratio(e["tiles"], e["wall_s"] - startup_s),
+                         e.get("model_only_tiles_per_s", model_rate)),
                      "e2e_vs_baseline": ratio(e_vs_m, b_vs_m)})
     memory = [results[("e2e", "tile128", n)] for n in args.sizes
               if ("e2e", "tile128", n) in results]
@@ -659,14 +683,17 @@ def main(argv: list[str] | None = None) -> int:
           f"{mo['input_shape']}): {mo['tiles_per_s']:.0f} tiles/s", flush=True)
     plan = make_plan(args)
     results = execute(plan, args, threads, mo["tiles_per_s"])
-    rows, memory = assemble(plan, args, results, mo["tiles_per_s"])
+    startup = qgis_startup_s(args.out_dir, qgis_env(threads))
+    print(f"QGIS start-up (median of 3 trivial qgis_process runs): {startup:.2f} s", flush=True)
+    rows, memory = assemble(plan, args, results, mo["tiles_per_s"], startup)
     fit = linear_fit([(r["tiles"], r["wall_s"]) for r in memory if r["rc"] == 0])
     print(f"\n## Throughput ({threads} threads, batch {args.batch}; model-only bracketing each "
           f"run, {mo['tiles_per_s']:.0f} tiles/s at the start)\n")
     print(throughput_table(rows))
     print("\n## Peak RSS and wall vs scene size (tile128)\n")
     print(memory_table(memory, fit))
-    report = {"machine": facts, "batch": args.batch, "model_only": mo, "configs": rows,
+    report = {"machine": facts, "batch": args.batch, "model_only": mo,
+              "qgis_startup_s": startup, "configs": rows,
               "memory": memory, "fit": fit}
     text = json.dumps(no_nan(report), indent=2, default=str)
     (args.out_dir / "bench.json").write_text(text)

@@ -120,6 +120,19 @@ def clean_stale_temps(target: Path) -> list[Path]:
     return removed
 
 
+def clean_stale_temps_in(folder: Path) -> list[Path]:
+    """Remove every temp file in ``folder`` whose writer process is gone (e.g. the GeoParquet
+    parts of a batch run killed mid-write)."""
+    removed: list[Path] = []
+    with contextlib.suppress(OSError):
+        for cand in folder.glob(".*.tmp-*"):
+            m = _TEMP_RE.match(cand.name)
+            if m is not None and not _pid_alive(int(m.group("pid"))):
+                remove_quietly(cand)
+                removed.append(cand)
+    return removed
+
+
 def remove_quietly(path: Path) -> None:
     """Remove a file and its SQLite side files, ignoring the ones that do not exist."""
     for candidate in (path, *(Path(str(path) + s) for s in SIDE_CAR_SUFFIXES)):

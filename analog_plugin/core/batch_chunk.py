@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import temp_path_for
 from .batch_plan import Chunk, RasterFacts
 from .class_scores import ClassScorer
 from .embedding_stream import TileEmbeddingStream, TileRequest
-from .feedback import ensure_feedback
+from .feedback import Feedback, ensure_feedback
 from .gpkg_io import polygon_wkbs
-from .raster_reader import RasterSource, bounded_gdal_cache
+from .raster_reader import RasterSource, bounded_gdal_cache, fit_gdal_cache
 from .score_writer import tile_rings
 from .threads import single_threaded_blas
 
@@ -51,9 +52,10 @@ def part_path(parts: Path, chunk: Chunk) -> Path:
 
 def score_chunk(chunk: Chunk, facts: RasterFacts, model_path: str, library_path: str,
                 negatives: Sequence[str], min_valid: float, batch_size: int, device: str,
-                parts_dir: str) -> tuple[str, int, float]:
+                parts_dir: str, feedback: Feedback | None = None) -> tuple[str, int, float]:
     """Score ``chunk`` and write its part; returns (part path, rows, seconds it took). Skips a
-    finished part (rows -1)."""
+    finished part (rows -1). ``feedback`` (in-process runs only; cluster tasks are cancelled by
+    the client) lets a cancel stop the chunk between batches, not only between chunks."""
     t0 = time.perf_counter()
     out = part_path(Path(parts_dir), chunk)
     if out.is_file():
@@ -68,8 +70,9 @@ def score_chunk(chunk: Chunk, facts: RasterFacts, model_path: str, library_path:
     wkbs: list[bytes] = []
     with bounded_gdal_cache(), single_threaded_blas(), RasterSource(facts.path) as src:
         src.use_row_strips(grid.extent.col_off, grid.extent.width)
+        fit_gdal_cache(src, grid.tile_height)
         stream = TileEmbeddingStream(src, (TileRequest(t, t.window) for t in tiles), model,
-                                     facts.layer, ensure_feedback(None), batch_size=batch_size,
+                                     facts.layer, ensure_feedback(feedback), batch_size=batch_size,
                                      min_valid=min_valid)
         for batch in stream:
             m = scorer.score(batch.embeddings, lib.embeddings)
@@ -103,7 +106,7 @@ def _write_part(out: Path, facts: RasterFacts, cols: dict[str, list[Any]],
            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"],
                                     "crs": _projjson(facts.crs_wkt)}}}
     table = pa.table(data).replace_schema_metadata({"geo": json.dumps(geo)})
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp = temp_path_for(out)  # a killed run's leftover is removed by the next run (_claim)
     pq.write_table(table, tmp)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())

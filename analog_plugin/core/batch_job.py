@@ -25,7 +25,7 @@ import numpy as np
 from osgeo import ogr
 
 from . import params as P
-from .atomic import check_not_an_input, validate_output_path
+from .atomic import check_not_an_input, clean_stale_temps_in, validate_output_path
 from .batch_chunk import part_path, score_chunk
 from .batch_plan import DEFAULT_CHUNK_TILES, plan_chunks, raster_facts, read_raster_list, run_key
 from .class_scores import ClassScorer, class_field_names
@@ -113,7 +113,7 @@ def score_many(
     if not scheduler:
         for c in todo:
             check_cancelled(fb, "scoring")
-            task_s += score_chunk(c, by_index[c.raster], *args)[2]
+            task_s += score_chunk(c, by_index[c.raster], *args, feedback=fb)[2]
             progress.add(c.n_tiles)
     else:
         task_s = _run_on_cluster(scheduler, workers, todo, by_index, args, progress, fb)
@@ -136,6 +136,7 @@ def _claim(parts: Path, key: str) -> None:
         for p in parts.glob("*.parquet"):
             p.unlink()
     parts.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps_in(parts)
     marker.write_text(key + "\n")
 
 

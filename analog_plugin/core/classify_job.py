@@ -143,7 +143,9 @@ def classify_landforms(
                 add_default_style(writer.datasource, LANDFORMS_LAYER,
                                   fit_categories(qml, found), "landforms",
                                   "Mars Analogue Finder landforms")
-        check_cancelled(fb, "writing")
+            # the last chance to cancel: leaving this block publishes the file, and a run that
+            # says "cancelled" must not have replaced the old output
+            check_cancelled(fb, "writing")
     counts = {c: int(np.sum(decision.label == i)) for i, c in enumerate(classes)}
     seconds = time.perf_counter() - t0
     fb.setProgress(100.0)

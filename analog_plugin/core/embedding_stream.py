@@ -38,6 +38,9 @@ from .tiling import PixelWindow
 POLL_S = 0.2
 """How often a waiting side looks at the cancel flag / stop event."""
 
+PREP_CHUNK = 16
+"""Tiles prepared together (see TileEmbeddingStream._prepare); inference still runs per batch."""
+
 
 @dataclass(frozen=True)
 class TileRequest:
@@ -229,15 +232,20 @@ class TileEmbeddingStream:
             _put(results, stop, _WORKER_DONE)
 
     def _prepare(self, item: _RawBatch) -> np.ndarray:
+        """Raw windows -> model input, PREP_CHUNK tiles at a time: the float32 temporaries of
+        a chunk of 256 px tiles (4 MB) stay in cache, and a worker's peak memory does not grow
+        with the batch size (16 MB per temporary for 64 such tiles)."""
         contract = self.model.contract
-        if len({p.shape for p in item.pixels}) == 1:
-            return prepare_batch(np.stack(item.pixels), contract, self.layer,
-                                 np.stack(item.valid))
-        # windows decimated to different shapes: prepare one by one, same function
-        return np.concatenate([
-            prepare_batch(p[None], contract, self.layer, v[None])
-            for p, v in zip(item.pixels, item.valid, strict=True)
-        ])
+        parts = []
+        for i in range(0, len(item.pixels), PREP_CHUNK):
+            pix, val = item.pixels[i:i + PREP_CHUNK], item.valid[i:i + PREP_CHUNK]
+            if len({p.shape for p in pix}) == 1:
+                parts.append(prepare_batch(np.stack(pix), contract, self.layer, np.stack(val)))
+                continue
+            # windows decimated to different shapes: prepare one by one, same function
+            parts += [prepare_batch(p[None], contract, self.layer, v[None])
+                      for p, v in zip(pix, val, strict=True)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     # -- caller side ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[EmbeddedBatch]:

@@ -188,6 +188,40 @@ def _open(path: Path) -> Any:
     return ds
 
 
+LIBRARY_FIELDS = ("exemplar_id", "class", "embedding")
+"""Fields a library's exemplars layer must have (``source`` is optional)."""
+
+
+def _check_fields(lyr: Any, name: str) -> None:
+    defn = lyr.GetLayerDefn()
+    have = {defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())}
+    missing = [f for f in LIBRARY_FIELDS if f not in have]
+    if missing:
+        raise LibraryError(
+            f"library '{name}': the exemplars layer lacks the field(s) {missing} (it has "
+            f"{sorted(have)}); was it edited by hand? rebuild it with analog:buildlibrary"
+        )
+
+
+def _exemplar_vector(f: Any, dim: int, ex_id: str, name: str) -> np.ndarray:
+    """The exemplar's embedding, checked: ``dim`` finite float32 values, not all zero; scaled to
+    unit length when a hand edit left it longer or shorter (cosines are plain dot products)."""
+    blob = f.GetFieldAsBinary("embedding") if f.IsFieldSetAndNotNull("embedding") else b""
+    vec = np.frombuffer(blob, dtype="<f4")
+    if vec.size != dim:
+        raise LibraryError(
+            f"library '{name}': exemplar '{ex_id}' has {vec.size} embedding values, expected "
+            f"embedding_dim {dim}; rebuild the library"
+        )
+    if not np.all(np.isfinite(vec)) or not np.any(vec):
+        raise LibraryError(
+            f"library '{name}': exemplar '{ex_id}' has a NaN, infinite or all-zero embedding; "
+            "delete that exemplar or rebuild the library"
+        )
+    norm = float(np.linalg.norm(vec.astype(np.float64)))
+    return (vec / norm if abs(norm - 1.0) > 1e-4 else vec).astype(np.float32)
+
+
 def load_library(
     path: str | os.PathLike[str],
     expected_sha256: str | None = None,
@@ -217,23 +251,24 @@ def load_library(
         except ValueError as err:
             bad = meta["embedding_dim"]
             raise LibraryError(f"library '{p.name}': bad embedding_dim {bad!r}") from err
+        _check_fields(lyr, p.name)
         ids: list[str] = []
         classes: list[str] = []
         sources: list[str] = []
         vecs: list[np.ndarray] = []
         lyr.ResetReading()
         for f in lyr:
-            blob = f.GetFieldAsBinary("embedding")
-            vec = np.frombuffer(blob, dtype="<f4")
-            if vec.size != dim:
+            ex_id = f.GetField("exemplar_id") or f"fid {f.GetFID()}"
+            vecs.append(_exemplar_vector(f, dim, ex_id, p.name))
+            cls = f.GetField("class")
+            if cls is None or not str(cls).strip():
                 raise LibraryError(
-                    f"library '{p.name}': exemplar '{f.GetField('exemplar_id')}' has "
-                    f"{vec.size} values, expected embedding_dim {dim}; rebuild the library"
+                    f"library '{p.name}': exemplar '{ex_id}' has no class (NULL or blank); "
+                    "give it a class or delete it (classes name the scores' fields)"
                 )
-            ids.append(f.GetField("exemplar_id") or "")
-            classes.append(f.GetField("class") or "")
+            ids.append(str(ex_id))
+            classes.append(str(cls))
             sources.append(f.GetField("source") or "")
-            vecs.append(vec.astype(np.float32))
     finally:
         ds = None
     if not ids:

@@ -128,7 +128,9 @@ def score_raster(
             tw = time.perf_counter()
             writer.finish()
             stream.times.write_s += time.perf_counter() - tw
-        check_cancelled(fb, "writing")  # cancel during the last step still loses nothing
+            # the last chance to cancel (during finish()): leaving this block publishes both
+            # files, and a run that says "cancelled" must not have replaced the old output
+            check_cancelled(fb, "writing")
     fb.setProgress(100.0)
     seconds = time.perf_counter() - t0
     timing = {**stream.times.as_dict(), "wall_s": round(seconds, 4), "threads": model.threads}

@@ -48,7 +48,10 @@ def _open(path: str, frame: MetricFrame) -> tuple[Any, osr.SpatialReference]:
 def _window(src: Any, srs: osr.SpatialReference, grid: Grid, frame: MetricFrame
             ) -> tuple[int, int, int, int]:
     """DEM pixel window (col, row, width, height) covering the grid, clipped to the DEM."""
-    ct = osr.CoordinateTransformation(frame.aeqd, srs)
+    ct = osr.CreateCoordinateTransformation(frame.aeqd, srs)
+    if ct is None:
+        raise TilingError(f"the DEM's CRS ({srs.GetName()}) cannot be reached from the scores' "
+                          "frame: different celestial bodies? give a DEM of the same body")
     xs = np.linspace(grid.x0, grid.x0 + grid.width * grid.cell, 9)
     ys = np.linspace(grid.y0 - grid.height * grid.cell, grid.y0, 9)
     edge = [(x, y) for x in xs for y in (ys[0], ys[-1])] + [(x, y) for y in ys

@@ -34,7 +34,7 @@ def _srs(wkt: str, what: str) -> osr.SpatialReference:
 
 def _transform(src: osr.SpatialReference, dst: osr.SpatialReference, what: str) -> Any:
     try:
-        ct = osr.CoordinateTransformation(src, dst)
+        ct = osr.CreateCoordinateTransformation(src, dst)  # None on failure, unlike the class
     except (RuntimeError, TypeError):
         ct = None
     if ct is None:

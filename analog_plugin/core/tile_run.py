@@ -26,6 +26,7 @@ from .model import EmbeddingModel
 from .raster_reader import (
     RasterSource,
     bounded_gdal_cache,
+    fit_gdal_cache,
     geometries_from_wkb,
     geometries_to_geojson,
 )
@@ -87,6 +88,7 @@ def tile_run(
         grid = plan.grid
         fb.pushInfo(plan.describe())
         src.use_row_strips(grid.extent.col_off, grid.extent.width)
+        fit_gdal_cache(src, grid.tile_height)
         warn = scale_warning(plan, library_tile_m)
         if warn:
             fb.pushWarning(warn)

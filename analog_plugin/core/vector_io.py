@@ -31,11 +31,43 @@ def read_polygons(
                 f"feature {feat.GetFID()} of '{path}' cannot be reprojected to the raster CRS "
                 "(different celestial bodies?); give polygons in the raster's CRS"
             )
-        if not g.IsValid():
-            g = g.MakeValid() or g
+        wkb = polygonal_wkb(g)
+        if wkb is None:
+            continue
         value = feat.GetField(class_field) if class_field else None
-        rows.append((bytes(g.ExportToWkb()), value, int(feat.GetFID())))
+        rows.append((wkb, value, int(feat.GetFID())))
     return rows, lyr.GetName()
+
+
+def polygonal_wkb(geom: Any) -> bytes | None:
+    """The polygonal part of an OGR geometry as WKB, repaired (MakeValid), or None when it has
+    no area. Why: a self-intersecting ring "repairs" into polygons, but a zero-area sliver repairs
+    into lines, and a line used as a mask or an exemplar would select the pixels it touches, not
+    an area. The toolbox and the command line share this rule (``clean_polygon_wkb``)."""
+    g = geom if geom.IsValid() else (geom.MakeValid() or geom)
+    kind = ogr.GT_Flatten(g.GetGeometryType())
+    if kind == ogr.wkbGeometryCollection:
+        parts = ogr.Geometry(ogr.wkbMultiPolygon)
+        for i in range(g.GetGeometryCount()):
+            part = g.GetGeometryRef(i)
+            part_kind = ogr.GT_Flatten(part.GetGeometryType())
+            if part_kind == ogr.wkbPolygon:
+                parts.AddGeometry(part)
+            elif part_kind == ogr.wkbMultiPolygon:
+                for j in range(part.GetGeometryCount()):
+                    parts.AddGeometry(part.GetGeometryRef(j))
+        g = parts
+    elif kind not in (ogr.wkbPolygon, ogr.wkbMultiPolygon):
+        return None
+    if g.IsEmpty() or not g.GetArea() > 0.0:
+        return None
+    return bytes(g.ExportToWkb())
+
+
+def clean_polygon_wkb(wkb: bytes) -> bytes | None:
+    """``polygonal_wkb`` of a WKB geometry (for callers holding WKB, e.g. QGIS features)."""
+    geom = ogr.CreateGeometryFromWkb(bytes(wkb))
+    return None if geom is None else polygonal_wkb(geom)
 
 
 def _open_layer(path: str, layer: str | None) -> tuple[Any, Any]:
@@ -59,7 +91,7 @@ def _transform(src_srs: osr.SpatialReference | None, target_wkt: str, path: str)
     src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     try:
-        ct = osr.CoordinateTransformation(src, dst)
+        ct = osr.CreateCoordinateTransformation(src, dst)  # None on failure, unlike the class
     except (RuntimeError, TypeError):
         ct = None
     if ct is None:

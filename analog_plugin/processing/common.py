@@ -137,7 +137,10 @@ def polygons_as_wkb(
     feedback: QgsProcessingFeedback | None,
     class_field: str | None = None,
 ) -> Iterator[tuple[bytes, Any, int]]:
-    """Yield ``(wkb in target CRS, class attribute or None, feature id)`` for valid polygons."""
+    """Yield ``(wkb in target CRS, class attribute or None, feature id)`` for valid polygons
+    (repaired; those without area after repair are skipped with a warning: core's rule)."""
+    from analog_plugin.core.vector_io import clean_polygon_wkb
+
     source_crs = source.sourceCrs()
     transform = QgsCoordinateTransform(source_crs, target_crs, context.transformContext())
     if source_crs.isValid() and target_crs.isValid() and source_crs != target_crs:
@@ -165,10 +168,14 @@ def polygons_as_wkb(
                     f"{target_crs.authid() or target_crs.description()} (different celestial "
                     f"bodies?); give polygons in the raster's CRS. {err}"
                 ) from err
-        if not geom.isGeosValid():
-            geom = geom.makeValid()
+        wkb = clean_polygon_wkb(bytes(geom.asWkb()))
+        if wkb is None:
+            if feedback is not None:
+                feedback.pushWarning(f"Polygon {feature.id()} has no area (after repairing it): "
+                                     "skipped.")
+            continue
         cls = feature[class_field] if class_field else None
-        yield bytes(geom.asWkb()), cls, int(feature.id())
+        yield wkb, cls, int(feature.id())
 
 
 # ---- running core -------------------------------------------------------------------------------

@@ -40,12 +40,19 @@ def contrastive_loss(
     return (per_pair * w).sum() / w.sum().clamp(min=1e-12)
 
 
+def cos_to_distance(cos: float) -> float:
+    """Distance of two unit vectors with this cosine: ``sqrt(2 - 2 cos)``."""
+    return float((2.0 - 2.0 * cos) ** 0.5)
+
+
 def batch_contrastive_loss(
     emb: torch.Tensor,
     similar: torch.Tensor,
     dissimilar: torch.Tensor,
     margin: float = 1.0,
     hard_k: int = 8,
+    same_image: torch.Tensor | None = None,
+    label_band: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Contrastive loss over all in-batch pairs, with hard-negative mining.
 
@@ -53,6 +60,15 @@ def batch_contrastive_loss(
     Every similar pair is used; for dissimilar pairs each anchor keeps only its ``hard_k`` closest
     ones (the hard negatives: easy ones already beyond the margin would add zeros anyway and dilute
     the mean). Positives and negatives get half of the total weight each.
+
+    With ``label_band = (cos_lo, cos_hi)`` (and ``same_image``, the pairs that are views of one
+    image), similar pairs of *different* images (same landform, or a cross-planet analogue) are
+    not pulled together but kept inside that cosine band: pulled when below ``cos_lo``, pushed
+    when above ``cos_hi``. Why: Hadsell's loss pulls every same-landform pair to distance 0, so a
+    landform collapses to one point and two unrelated tiles of the big "other" class look like
+    copies of each other (cosine ~0.9), which is what the invariance gap measures and what makes
+    a score map flat inside a class. Views of one image, landform pairs and negatives then get a
+    third of the weight each.
     """
     d = pair_distances(emb)
     n = d.shape[0]
@@ -65,10 +81,23 @@ def batch_contrastive_loss(
     hard = torch.zeros_like(neg)
     hard.scatter_(1, idx, True)
     hard &= neg
-    n_pos = pos.sum().clamp(min=1)
     n_neg = hard.sum().clamp(min=1)
-    weight = pos.to(d.dtype) / n_pos + hard.to(d.dtype) / n_neg
-    loss = contrastive_loss(d, pos, margin, weight)
+    if label_band is None or same_image is None:
+        n_pos = pos.sum().clamp(min=1)
+        weight = pos.to(d.dtype) / n_pos + hard.to(d.dtype) / n_neg
+        loss = contrastive_loss(d, pos, margin, weight)
+    else:
+        views = pos & same_image
+        band = pos & ~same_image
+        d_far, d_near = cos_to_distance(label_band[0]), cos_to_distance(label_band[1])
+        per_pair = torch.where(
+            views, d.pow(2) / 2,
+            torch.where(band, (torch.clamp(d - d_far, min=0).pow(2)
+                               + torch.clamp(d_near - d, min=0).pow(2)) / 2,
+                        torch.clamp(margin - d, min=0).pow(2) / 2))
+        weight = (views.to(d.dtype) / views.sum().clamp(min=1)
+                  + band.to(d.dtype) / band.sum().clamp(min=1) + hard.to(d.dtype) / n_neg)
+        loss = (per_pair * weight).sum() / weight.sum().clamp(min=1e-12)
     with torch.no_grad():
         stats = {
             "d_pos": float(d[pos].mean()) if bool(pos.any()) else float("nan"),

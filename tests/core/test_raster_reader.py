@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from osgeo import ogr
 
 from analog_plugin.core.errors import RasterReadError
@@ -176,3 +178,49 @@ def test_pixels_keep_small_integer_types(make_raster: MakeRaster, dtype: type,
     assert inner.pixels.dtype == kept and edge.pixels.dtype == kept
     np.testing.assert_array_equal(inner.pixels[0], a[3:11, 2:10].astype(kept))
     np.testing.assert_array_equal(edge.pixels[0, :4, :4], a[16:, 16:].astype(kept))
+
+
+class _Blocks:
+    """Stands in for a RasterSource: only the block geometry matters to fit_gdal_cache."""
+
+    def __init__(self, row_mb: int, rows: int) -> None:
+        self.row_mb, self.rows = row_mb, rows
+
+    def block_row_bytes(self) -> int:
+        return self.row_mb * 1024 * 1024
+
+    def block_rows(self) -> int:
+        return self.rows
+
+
+@pytest.mark.parametrize(("ceiling_mb", "row_mb", "rows", "strip", "expected_mb"), [
+    (200, 40, 256, 128, 80),    # a strip spans 1 block row, +1 for the next strip: 2 x 40
+    (200, 10, 64, 256, 50),     # 4 block rows + 1
+    (50, 40, 256, 128, 50),     # never above the limit in force before the job
+    (200, 2, 256, 128, 16),     # small block rows: the job's bound stays
+])
+def test_fit_gdal_cache_makes_room_for_a_strip(ceiling_mb: int, row_mb: int, rows: int,
+                                               strip: int, expected_mb: int) -> None:
+    from osgeo import gdal
+
+    from analog_plugin.core.raster_reader import bounded_gdal_cache, fit_gdal_cache
+
+    before = gdal.GetCacheMax()
+    gdal.SetCacheMax(ceiling_mb * 1024 * 1024)
+    try:
+        with bounded_gdal_cache(16):
+            fit_gdal_cache(_Blocks(row_mb, rows), strip)  # type: ignore[arg-type]
+            assert gdal.GetCacheMax() == expected_mb * 1024 * 1024
+        assert gdal.GetCacheMax() == ceiling_mb * 1024 * 1024
+    finally:
+        gdal.SetCacheMax(before)
+
+
+def test_block_geometry_of_a_real_raster(tmp_path: Path) -> None:
+    path = tmp_path / "blocks.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=1000, height=600, count=2,
+                       dtype="uint16", tiled=True, blockxsize=256, blockysize=128) as ds:
+        ds.write(np.zeros((2, 600, 1000), np.uint16))
+    with RasterSource(path, [2]) as src:
+        assert src.block_rows() == 128
+        assert src.block_row_bytes() == 128 * 1000 * 2  # one band of uint16
