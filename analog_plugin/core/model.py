@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +228,22 @@ def select_providers(device: str, available: Sequence[str]) -> list[str]:
     return [CPU]
 
 
+def _load_failure(path: Path, err: Exception, ort_version: str) -> str:
+    """One actionable sentence for a model onnxruntime refused to load. An opset newer than the
+    runtime gets its own message (ORT's own is several lines of C++ signatures)."""
+    text = str(err)
+    opset = re.search(r"Opset (\d+) is under development", text)
+    if opset:
+        upto = re.search(r"support for domain ai\.onnx is till opset (\d+)", text)
+        limit = f" (it runs opsets up to {upto.group(1)})" if upto else ""
+        return (f"cannot load ONNX model '{path}': it needs ONNX opset {opset.group(1)}, which "
+                f"onnxruntime {ort_version} cannot run{limit}; re-export the model with an older "
+                "opset (torch.onnx.export(..., opset_version=17)) or upgrade onnxruntime")
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return (f"cannot load ONNX model '{path}': {first}; the file is corrupt or not an ONNX "
+            "model, re-export or re-download it")
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -277,10 +294,7 @@ class EmbeddingModel:
         try:
             self._session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as err:  # ORT raises its own exception types (Fail, InvalidProtobuf..)
-            raise ModelLoadError(
-                f"cannot load ONNX model '{self.path}': {err}; the file is corrupt or not an "
-                "ONNX model, re-export or re-download it"
-            ) from err
+            raise ModelLoadError(_load_failure(self.path, err, ort.__version__)) from err
         used = self._session.get_providers()
         self.provider: str = used[0] if used else CPU
         if providers[0] == CUDA and self.provider != CUDA:

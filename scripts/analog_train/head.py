@@ -42,6 +42,7 @@ class HeadConfig:
     threads: int = 2
     clean_copies: int = 4  # the whole-image feature joins the random views this many times
     label_band: tuple[float, float] | None = None  # see loss.batch_contrastive_loss
+    cross_band: tuple[float, float] | None = None
 
 
 def training_views(views: np.ndarray, clean: np.ndarray, copies: int) -> np.ndarray:
@@ -131,11 +132,13 @@ def train_head(cfg: HeadConfig, views: np.ndarray, labels: list[str], places: li
             same_place = [f"{places[i]}#{i}" for i in idx] * 2
             similar, dissimilar = pair_masks(labs, same_place)
             image = np.tile(np.arange(len(idx)), 2)
+            lab_arr = np.array(labs)
             head.train()
             e = nn.functional.normalize(head(x), dim=1)
             loss, _ = batch_contrastive_loss(
                 e, torch.from_numpy(similar), torch.from_numpy(dissimilar), cfg.margin,
-                cfg.hard_k, torch.from_numpy(image[:, None] == image[None, :]), cfg.label_band)
+                cfg.hard_k, torch.from_numpy(image[:, None] == image[None, :]), cfg.label_band,
+                torch.from_numpy(lab_arr[:, None] == lab_arr[None, :]), cfg.cross_band)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

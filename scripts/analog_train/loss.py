@@ -45,6 +45,12 @@ def cos_to_distance(cos: float) -> float:
     return float((2.0 - 2.0 * cos) ** 0.5)
 
 
+def _band_loss(d: torch.Tensor, band: tuple[float, float]) -> torch.Tensor:
+    """Zero inside the cosine band ``(cos_lo, cos_hi)``, quadratic in the distance outside."""
+    d_far, d_near = cos_to_distance(band[0]), cos_to_distance(band[1])
+    return (torch.clamp(d - d_far, min=0).pow(2) + torch.clamp(d_near - d, min=0).pow(2)) / 2
+
+
 def batch_contrastive_loss(
     emb: torch.Tensor,
     similar: torch.Tensor,
@@ -53,6 +59,8 @@ def batch_contrastive_loss(
     hard_k: int = 8,
     same_image: torch.Tensor | None = None,
     label_band: tuple[float, float] | None = None,
+    same_label: torch.Tensor | None = None,
+    cross_band: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Contrastive loss over all in-batch pairs, with hard-negative mining.
 
@@ -67,8 +75,11 @@ def batch_contrastive_loss(
     when above ``cos_hi``. Why: Hadsell's loss pulls every same-landform pair to distance 0, so a
     landform collapses to one point and two unrelated tiles of the big "other" class look like
     copies of each other (cosine ~0.9), which is what the invariance gap measures and what makes
-    a score map flat inside a class. Views of one image, landform pairs and negatives then get a
-    third of the weight each.
+    a score map flat inside a class. Views of one image, landform pairs, analogue pairs and
+    negatives then get an equal share of the weight each. With ``same_label``, the
+    cross-planet analogue pairs (similar, but different labels) are kept apart from that rule:
+    pulled together as positives (``cross_band`` None) or kept in ``cross_band`` -- the analogy
+    is the product's main use, and in the band it lost a third of the Earth->Mars dune lift.
     """
     d = pair_distances(emb)
     n = d.shape[0]
@@ -88,15 +99,16 @@ def batch_contrastive_loss(
         loss = contrastive_loss(d, pos, margin, weight)
     else:
         views = pos & same_image
-        band = pos & ~same_image
-        d_far, d_near = cos_to_distance(label_band[0]), cos_to_distance(label_band[1])
-        per_pair = torch.where(
-            views, d.pow(2) / 2,
-            torch.where(band, (torch.clamp(d - d_far, min=0).pow(2)
-                               + torch.clamp(d_near - d, min=0).pow(2)) / 2,
-                        torch.clamp(margin - d, min=0).pow(2) / 2))
-        weight = (views.to(d.dtype) / views.sum().clamp(min=1)
-                  + band.to(d.dtype) / band.sum().clamp(min=1) + hard.to(d.dtype) / n_neg)
+        cross = (pos & ~same_image & ~same_label if same_label is not None
+                 else torch.zeros_like(pos))
+        band = pos & ~same_image & ~cross
+        per_pair = torch.where(views, d.pow(2) / 2, torch.clamp(margin - d, min=0).pow(2) / 2)
+        per_pair = torch.where(band, _band_loss(d, label_band), per_pair)
+        per_pair = torch.where(cross, d.pow(2) / 2 if cross_band is None
+                               else _band_loss(d, cross_band), per_pair)
+        # each kind of pair gets an equal share of the weight, whatever its count in the batch
+        weight = sum((m.to(d.dtype) / m.sum().clamp(min=1) for m in (views, band, cross, hard)),
+                     torch.zeros_like(d))
         loss = (per_pair * weight).sum() / weight.sum().clamp(min=1e-12)
     with torch.no_grad():
         stats = {
