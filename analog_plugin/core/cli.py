@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -143,14 +144,8 @@ def run(args: argparse.Namespace, feedback: ConsoleFeedback) -> dict[str, Any]:
     inputs = list(args.input or [])
     if len(inputs) > 1 or args.scheduler or (inputs and inputs[0].lower().endswith(".txt")):
         return _score_many(args, feedback, common, inputs)
-    mask: list[bytes] = []
     raster = P.check(P.INPUT, inputs[0] if inputs else None)
-    if args.mask:
-        rows, _ = read_polygons(args.mask, _raster_wkt(raster))
-        mask = [wkb for wkb, _, _ in rows]
-        if not mask:
-            raise ParameterError("MASK has no polygon with a geometry: every tile would be "
-                                 "masked out")
+    mask = _mask_wkb(args.mask, raster)
     optional = {k: getattr(args, k) for k in ("overlap", "min_valid", "negative_classes",
                                               "heatmap_cell") if getattr(args, k) is not None}
     res = score_raster(raster_path=raster, library_path=P.check(P.LIBRARY, args.library),
@@ -266,6 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnalogError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except Exception as err:  # noqa: BLE001 - a bug of ours: one line, traceback on request
+        if os.environ.get("ANALOG_DEBUG"):
+            raise
+        print(f"error: unexpected {type(err).__name__}: {err} (a bug: please report it with the "
+              "command line; ANALOG_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
     finally:
         signal.signal(signal.SIGINT, previous)
     print(json.dumps(summary))

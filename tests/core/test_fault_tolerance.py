@@ -326,3 +326,18 @@ def test_read_only_place_is_refused_before_any_work(env: dict[str, Path],
     point = small_mount("size=1m,ro")
     with pytest.raises(OutputError, match="cannot write in the output folder"):
         run_score(env, point / "scores.gpkg")
+
+
+def test_cli_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import analog_plugin.core.cli as cli_module
+
+    def boom(*_a: Any) -> None:
+        raise RuntimeError("GDAL said no")
+
+    monkeypatch.setattr(cli_module, "run", boom)
+    monkeypatch.delenv("ANALOG_DEBUG", raising=False)
+    assert main(["compare", "--image-a", "a.png", "--image-b", "b.png"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: unexpected RuntimeError: GDAL said no (a bug: please report it with "
+                   "the command line; ANALOG_DEBUG=1 shows the traceback)"]
