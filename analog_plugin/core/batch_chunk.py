@@ -26,8 +26,9 @@ from .batch_plan import Chunk, RasterFacts
 from .class_scores import ClassScorer
 from .embedding_stream import TileEmbeddingStream, TileRequest
 from .feedback import Feedback, ensure_feedback
+from .gdal_cache import bounded_gdal_cache, fit_gdal_cache
 from .gpkg_io import polygon_wkbs
-from .raster_reader import RasterSource, bounded_gdal_cache, fit_gdal_cache
+from .raster_reader import RasterSource
 from .score_writer import tile_rings
 from .threads import single_threaded_blas
 

@@ -22,8 +22,9 @@ from typing import Any
 
 from . import params as P
 from .errors import TilingError
+from .gdal_cache import bounded_gdal_cache
 from .preprocess import LayerStats
-from .raster_reader import RasterSource, bounded_gdal_cache
+from .raster_reader import RasterSource
 from .tile_plan import TilePlan, check_channels, plan_tiles
 
 DEFAULT_CHUNK_TILES = 2048

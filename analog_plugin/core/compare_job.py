@@ -24,10 +24,11 @@ import numpy as np
 from . import params as P
 from .errors import RasterReadError, TilingError
 from .feedback import Feedback, check_cancelled, ensure_feedback
+from .gdal_cache import bounded_gdal_cache
 from .model import EmbeddingModel
 from .paths import bundled_model_path
 from .preprocess import prepare_image
-from .raster_reader import RasterSource, bounded_gdal_cache, decimated_shape, read_image_file
+from .raster_reader import RasterSource, decimated_shape, read_image_file
 from .tiling import PixelWindow, bounds_to_window, clip_window
 
 DEFAULT_SAME_COS = 0.5

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from osgeo import ogr
 
+from .gdal_cache import bounded_gdal_cache
 from .library import EXEMPLARS_LAYER
-from .raster_reader import RasterSource, bounded_gdal_cache, read_image_file
+from .raster_reader import RasterSource, read_image_file
 from .score_writer import SCORES_LAYER
 from .tiling import PixelWindow, bounds_to_window, clip_window
 

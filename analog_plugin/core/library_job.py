@@ -25,12 +25,13 @@ from .embedding_stream import Progress, TileEmbeddingStream, TileRequest
 from .errors import LibraryError, RasterReadError
 from .exemplar_plan import LIBRARY_MIN_COVER, ExemplarPolygon, plan_polygon_exemplars
 from .feedback import Feedback, check_cancelled, ensure_feedback
+from .gdal_cache import bounded_gdal_cache
 from .gpkg_io import resolve_style
 from .library import Exemplar, write_library
 from .model import EmbeddingModel
 from .paths import bundled_model_path
 from .preprocess import prepare_image
-from .raster_reader import RasterSource, bounded_gdal_cache, list_image_files, read_image_file
+from .raster_reader import RasterSource, list_image_files, read_image_file
 from .threads import single_threaded_blas
 from .tile_plan import check_channels, ground_size_m, tile_pixels
 from .tiling import PixelWindow

@@ -17,19 +17,19 @@ Design choices and why:
   float32 (not float64).
 - Layer statistics (2-98 percentiles of a decimated read of the *whole* layer) are computed once,
   so the span floor of the per-tile stretch does not depend on EXTENT.
-- GDAL's block cache is bounded while a job reads (``bounded_gdal_cache``): by default it may grow
-  to 5 % of RAM and, streaming through a large raster, it keeps every block it ever read.
+- GDAL's block cache is bounded while a job reads (``gdal_cache.bounded_gdal_cache``): by
+  default it may grow to 5 % of RAM and, streaming through a large raster, it keeps every block
+  it ever read.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -55,49 +55,6 @@ DECIMATE_FACTOR = 4
 
 STRIP_MAX_BYTES = 96 * 1024 * 1024
 """Largest row strip (float32, all selected bands) kept to serve a tile row's reads."""
-
-GDAL_CACHE_MB = 16
-"""Upper bound of GDAL's block cache while a job streams through a raster. Tiles are read in
-row strips (``use_row_strips``), so the cache only has to hold the block rows a strip spans:
-16 MB for typical 256-row tiled GeoTIFFs (measured: 50 MB less peak RSS than 64 MB, same speed);
-``fit_gdal_cache`` raises it for rasters with larger block rows."""
-
-_cache_ceiling: list[int] = []
-"""The cache limit in force before each active ``bounded_gdal_cache`` (innermost last)."""
-
-
-@contextlib.contextmanager
-def bounded_gdal_cache(max_mb: int = GDAL_CACHE_MB) -> Iterator[None]:
-    """Lower GDAL's (process-wide) block cache to ``max_mb`` for the duration of a job, then put
-    the previous size back. Never raises the limit someone else set lower."""
-    try:
-        from osgeo import gdal
-    except ImportError:  # pragma: no cover - GDAL's Python bindings come with rasterio's GDAL
-        yield
-        return
-    before = int(gdal.GetCacheMax())
-    wanted = max_mb * 1024 * 1024
-    if before > wanted:
-        gdal.SetCacheMax(wanted)
-    _cache_ceiling.append(before)
-    try:
-        yield
-    finally:
-        _cache_ceiling.pop()
-        gdal.SetCacheMax(before)
-
-
-def fit_gdal_cache(src: RasterSource, strip_rows: int) -> None:
-    """Inside ``bounded_gdal_cache``: make room for the block rows one strip of ``strip_rows``
-    rows touches, plus one (the next strip starts in the last one), never above the limit that
-    was in force before. Why: a cache smaller than that decodes every block once per strip."""
-    if not _cache_ceiling:
-        return
-    from osgeo import gdal
-
-    need = int(src.block_row_bytes() * (math.ceil(strip_rows / src.block_rows()) + 1))
-    if need > int(gdal.GetCacheMax()):
-        gdal.SetCacheMax(min(need, _cache_ceiling[-1]))
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 from analog_plugin.core import threads
 from analog_plugin.core.errors import ModelContractError
-from analog_plugin.core.model import EmbeddingModel, parse_metadata
+from analog_plugin.core.model import EmbeddingModel
+from analog_plugin.core.model_metadata import parse_metadata
 from analog_plugin.core.paths import bundled_model_path
 from analog_plugin.core.preprocess import PixelContract, area_weights, prepare_image, unit_contract
 from analog_plugin.core.raster_reader import RasterSource, read_image_file

@@ -203,7 +203,7 @@ def test_fit_gdal_cache_makes_room_for_a_strip(ceiling_mb: int, row_mb: int, row
                                                strip: int, expected_mb: int) -> None:
     from osgeo import gdal
 
-    from analog_plugin.core.raster_reader import bounded_gdal_cache, fit_gdal_cache
+    from analog_plugin.core.gdal_cache import bounded_gdal_cache, fit_gdal_cache
 
     before = gdal.GetCacheMax()
     gdal.SetCacheMax(ceiling_mb * 1024 * 1024)
