@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from analog_plugin.core.tiling import (
     PixelWindow,
     Tile,
     bounds_to_window,
+    clip_window,
     compute_stride,
     extent_window,
     make_grid,
@@ -149,3 +151,30 @@ def test_tiles_along_formula(length: int, size: int, stride: int) -> None:
         n = tiles_along(length, size, stride)
         assert (n - 1) * stride + size >= length
         assert n == 1 or (n - 2) * stride + size < length
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    width=st.integers(1, 120), height=st.integers(1, 120),
+    tw=st.integers(1, 40), th=st.integers(1, 40),
+    x0=st.integers(0, 119), y0=st.integers(0, 119), w=st.integers(1, 120), h=st.integers(1, 120),
+)
+def test_zero_overlap_covers_the_requested_extent_exactly_once(
+        width: int, height: int, tw: int, th: int, x0: int, y0: int, w: int, h: int) -> None:
+    """Counting oracle: paint every tile into an array; at zero overlap each pixel of the
+    requested extent is painted exactly once (tiles may run past its far edges, never before its
+    near ones); anything else raises our TilingError."""
+    extent = clip_window(PixelWindow(x0, y0, w, h), width, height)
+    if extent is None:
+        return
+    try:
+        g = make_grid(width, height, tw, th, overlap_pct=0.0, extent=extent)
+    except TilingError:
+        assert extent.width < tw or extent.height < th
+        return
+    count = np.zeros((height + th, width + tw), np.int32)
+    for t in g:
+        assert t.col_off >= extent.col_off and t.row_off >= extent.row_off
+        count[t.row_off:t.row_off + t.height, t.col_off:t.col_off + t.width] += 1
+    inside = count[extent.row_off:extent.row_end, extent.col_off:extent.col_end]
+    assert (inside == 1).all()
