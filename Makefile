@@ -29,7 +29,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 PY_SOURCES := $(shell find analog_plugin scripts tests -name '*.py' -not -path '*/_vendor/*' 2>/dev/null)
 
-.PHONY: all setup system venv build demo test test-fast lint typecheck deploy package train export evaluate model train-v1 benchmark bench clean
+.PHONY: all setup system venv build demo test test-fast lint typecheck deploy package train export evaluate golden model train-v1 benchmark bench clean
 
 all: test
 
@@ -107,7 +107,11 @@ export: venv
 evaluate: venv
 	$(PY) scripts/evaluate.py --data $(DATA) --fold-models $(RUN)/folds --trunk $(RUN)/trunk_int8.onnx --card models/analog-siamese.md
 
-model: train export evaluate
+# The golden-embedding test follows the bundled model: rewritten after every retraining.
+golden: venv
+	$(PY) scripts/make_golden.py
+
+model: train export evaluate golden
 
 train-v1: venv
 	$(PY) scripts/train.py --data $(DATA) --run $(RUN_V1) --epochs 14

@@ -65,3 +65,46 @@ def test_batch_loss_mines_hard_negatives() -> None:
     neg = np.mean([max(0.0, 1 - x) ** 2 / 2 for x in negs])
     assert float(loss) == pytest.approx(0.5 * pos + 0.5 * neg, rel=1e-4)
     assert stats["d_pos"] == pytest.approx(dd[0, 1], rel=1e-4)
+
+
+def _unit(angles_deg: list[float]) -> torch.Tensor:
+    a = torch.tensor(angles_deg, dtype=torch.float64) * np.pi / 180
+    return torch.stack([torch.cos(a), torch.sin(a)], dim=1)
+
+
+def test_band_loss_hand_computed() -> None:
+    """Four unit vectors in the plane, cosines known exactly. Items 0, 1: views of one image
+    (cos 60 deg = 0.5); items 0, 2: same label, other image, cos 90 deg = 0 (below the band
+    0.2..0.5); item 3: a cross-planet analogue of item 0 at cos 30 deg = 0.866 (inside its band
+    0.6..1: free); every other pair dissimilar and beyond the margin except (1, 2) and (2, 3)."""
+    e = _unit([0.0, 60.0, 90.0, 30.0])
+    similar = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 1, 0], [1, 0, 0, 1]], dtype=bool)
+    same_image = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=bool)
+    same_label = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 1]], dtype=bool)
+    loss, _ = batch_contrastive_loss(e, similar, ~similar, margin=1.25, hard_k=3,
+                                     same_image=same_image, label_band=(0.2, 0.5),
+                                     same_label=same_label, cross_band=(0.6, 1.0))
+    d = lambda cos: float(np.sqrt(2 - 2 * cos))  # noqa: E731
+    views = d(0.5) ** 2 / 2                              # pulled to 0
+    band = (d(0.0) - d(0.2)) ** 2 / 2                    # pulled up to cos 0.2
+    cross = 0.0                                          # inside 0.6..1
+    # dissimilar pairs: (1,2) cos(30) and (1,3) cos(30), (2,3) cos(60): all inside margin 1.25
+    negs = [(1.25 - d(np.cos(np.pi / 6))) ** 2 / 2] * 2 + [(1.25 - d(0.5)) ** 2 / 2]
+    # each kind gets an equal share: mean within kind, then mean over the four kinds
+    expected = (views + band + cross + float(np.mean(negs))) / 4
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_band_pushes_same_label_pairs_apart_when_too_close() -> None:
+    e = _unit([0.0, 10.0]).requires_grad_(True)  # cos 0.985, above the band's 0.5
+    sim = torch.ones(2, 2, dtype=bool)
+    loss, _ = batch_contrastive_loss(e, sim, ~sim, same_image=torch.eye(2, dtype=bool),
+                                     label_band=(0.2, 0.5), same_label=sim)
+    loss.backward()
+    assert float(loss) > 0
+    g = e.grad
+    assert g is not None
+    # descending the gradient moves item 1 away from item 0 (its angle grows)
+    step = e.detach() - 0.1 * g
+    angle = torch.atan2(step[:, 1], step[:, 0])
+    assert float(angle[1] - angle[0]) > np.radians(10)
