@@ -69,9 +69,10 @@ def score_chunk(chunk: Chunk, facts: RasterFacts, model_path: str, library_path:
                                                   "best_class", "best_exemplar", "valid_frac")}
     per_class: list[np.ndarray] = []
     wkbs: list[bytes] = []
-    with bounded_gdal_cache(), single_threaded_blas(), RasterSource(facts.path) as src:
+    with bounded_gdal_cache() as ceiling, single_threaded_blas(), \
+            RasterSource(facts.path) as src:
         src.use_row_strips(grid.extent.col_off, grid.extent.width)
-        fit_gdal_cache(src, grid.tile_height)
+        fit_gdal_cache(src, grid.tile_height, ceiling)
         stream = TileEmbeddingStream(src, (TileRequest(t, t.window) for t in tiles), model,
                                      facts.layer, ensure_feedback(feedback), batch_size=batch_size,
                                      min_valid=min_valid)

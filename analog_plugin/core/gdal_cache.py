@@ -27,39 +27,35 @@ row strips (``use_row_strips``), so the cache only has to hold the block rows a 
 16 MB for typical 256-row tiled GeoTIFFs (measured: 50 MB less peak RSS than 64 MB, same speed);
 ``fit_gdal_cache`` raises it for rasters with larger block rows."""
 
-_cache_ceiling: list[int] = []
-"""The cache limit in force before each active ``bounded_gdal_cache`` (innermost last)."""
-
-
 @contextlib.contextmanager
-def bounded_gdal_cache(max_mb: int = GDAL_CACHE_MB) -> Iterator[None]:
+def bounded_gdal_cache(max_mb: int = GDAL_CACHE_MB) -> Iterator[int]:
     """Lower GDAL's (process-wide) block cache to ``max_mb`` for the duration of a job, then put
-    the previous size back. Never raises the limit someone else set lower."""
+    the previous size back. Never raises the limit someone else set lower. Yields that previous
+    limit in bytes: the ceiling for ``fit_gdal_cache`` (0 without GDAL's Python bindings)."""
     try:
         from osgeo import gdal
     except ImportError:  # pragma: no cover - GDAL's Python bindings come with rasterio's GDAL
-        yield
+        yield 0
         return
     before = int(gdal.GetCacheMax())
     wanted = max_mb * 1024 * 1024
     if before > wanted:
         gdal.SetCacheMax(wanted)
-    _cache_ceiling.append(before)
     try:
-        yield
+        yield before
     finally:
-        _cache_ceiling.pop()
         gdal.SetCacheMax(before)
 
 
-def fit_gdal_cache(src: BlockGeometry, strip_rows: int) -> None:
+def fit_gdal_cache(src: BlockGeometry, strip_rows: int, ceiling: int) -> None:
     """Inside ``bounded_gdal_cache``: make room for the block rows one strip of ``strip_rows``
-    rows touches, plus one (the next strip starts in the last one), never above the limit that
-    was in force before. Why: a cache smaller than that decodes every block once per strip."""
-    if not _cache_ceiling:
+    rows touches, plus one (the next strip starts in the last one), never above ``ceiling`` (the
+    limit in force before the job). Why: a cache smaller than that decodes every block once per
+    strip."""
+    if ceiling <= 0:
         return
     from osgeo import gdal
 
     need = int(src.block_row_bytes() * (math.ceil(strip_rows / src.block_rows()) + 1))
     if need > int(gdal.GetCacheMax()):
-        gdal.SetCacheMax(min(need, _cache_ceiling[-1]))
+        gdal.SetCacheMax(min(need, ceiling))

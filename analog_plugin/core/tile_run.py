@@ -77,13 +77,14 @@ def tile_run(
 ) -> Iterator[TileRun]:
     """Open the raster (bounded GDAL cache, single-threaded BLAS), plan the tiles, warn on a scale
     far from the library's, compute the layer statistics, and yield the stream."""
-    with bounded_gdal_cache(), single_threaded_blas(), RasterSource(raster_path, bands) as src:
+    with bounded_gdal_cache() as ceiling, single_threaded_blas(), \
+            RasterSource(raster_path, bands) as src:
         check_channels(len(src.bands), model.channels)
         plan = plan_tiles(src, model.contract.tile_px, tile_size, tile_units, overlap, extent)
         grid = plan.grid
         fb.pushInfo(plan.describe())
         src.use_row_strips(grid.extent.col_off, grid.extent.width)
-        fit_gdal_cache(src, grid.tile_height)
+        fit_gdal_cache(src, grid.tile_height, ceiling)
         warn = scale_warning(plan, library_tile_m)
         if warn:
             fb.pushWarning(warn)

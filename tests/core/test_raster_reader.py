@@ -208,8 +208,9 @@ def test_fit_gdal_cache_makes_room_for_a_strip(ceiling_mb: int, row_mb: int, row
     before = gdal.GetCacheMax()
     gdal.SetCacheMax(ceiling_mb * 1024 * 1024)
     try:
-        with bounded_gdal_cache(16):
-            fit_gdal_cache(_Blocks(row_mb, rows), strip)  # type: ignore[arg-type]
+        with bounded_gdal_cache(16) as ceiling:
+            assert ceiling == ceiling_mb * 1024 * 1024
+            fit_gdal_cache(_Blocks(row_mb, rows), strip, ceiling)
             assert gdal.GetCacheMax() == expected_mb * 1024 * 1024
         assert gdal.GetCacheMax() == ceiling_mb * 1024 * 1024
     finally:
