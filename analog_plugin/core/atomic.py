@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import OutputError
+from .feedback import Feedback, check_cancelled
 
 SIDE_CAR_SUFFIXES = ("-journal", "-wal", "-shm")
 """SQLite side files that GDAL may leave next to a GeoPackage; removed with the temp file."""
@@ -155,10 +156,15 @@ def _fsync(path: Path, directory: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_output(path: str | os.PathLike[str],
+                  feedback: Feedback | None = None) -> Iterator[Path]:
     """Yield a temp path to write; on normal exit it is fsync'ed and replaces ``path`` (whose old
     SQLite side files are removed), on any exception (including AnalogCancelled and
     KeyboardInterrupt) it is deleted and ``path`` is untouched.
+
+    With ``feedback``, a cancel is checked once more right before the replace: the last moment
+    a run may still say "cancelled" without having changed anything (a job's own checks come
+    earlier; without this one, a cancel during its final step would publish AND report cancel).
 
     The caller must have closed every handle on the temp file before leaving the block.
     """
@@ -169,6 +175,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise OutputError(f"internal error: nothing was written to the temp file '{tmp}'")
+        if feedback is not None:
+            check_cancelled(feedback, "writing")
         _fsync(tmp)
         try:
             for suffix in SIDE_CAR_SUFFIXES:

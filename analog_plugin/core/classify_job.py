@@ -125,7 +125,7 @@ def classify_landforms(
         check_cancelled(fb, "classification")
         names = np.array(classes + ("",), dtype=object)
         with StreamingLayerWriter(out, LANDFORMS_LAYER, src.info.crs_wkt, LANDFORM_FIELDS,
-                                  metadata=meta) as writer:
+                                  metadata=meta, feedback=fb) as writer:
             for s in range(0, len(tile_id), WRITE_BATCH):
                 sl = slice(s, s + WRITE_BATCH)
                 tiles = [grid.tile(int(i)) for i in tile_id[sl]]
@@ -143,9 +143,6 @@ def classify_landforms(
                 add_default_style(writer.datasource, LANDFORMS_LAYER,
                                   fit_categories(qml, found), "landforms",
                                   "Mars Analogue Finder landforms")
-            # the last chance to cancel: leaving this block publishes the file, and a run that
-            # says "cancelled" must not have replaced the old output
-            check_cancelled(fb, "writing")
     counts = {c: int(np.sum(decision.label == i)) for i, c in enumerate(classes)}
     seconds = time.perf_counter() - t0
     fb.setProgress(100.0)

@@ -28,6 +28,7 @@ from osgeo import ogr
 
 from .atomic import atomic_output
 from .errors import OutputError
+from .feedback import Feedback
 from .gpkg_io import add_fields, create_gpkg, create_layer, make_srs, set_layer_metadata
 
 _W = TypeVar("_W", bound="StreamingLayerWriter")
@@ -54,8 +55,10 @@ class StreamingLayerWriter:
         fields: Sequence[FieldSpec],
         geom_type: int = ogr.wkbPolygon,
         metadata: Mapping[str, str] | None = None,
+        feedback: Feedback | None = None,
     ) -> None:
         self.target = Path(os.fspath(target)).absolute()
+        self.feedback = feedback  # a cancel before the publish discards the file (atomic_output)
         self.layer_name, self.crs_wkt, self.fields = layer_name, crs_wkt, list(fields)
         self.geom_type, self.metadata = geom_type, dict(metadata or {})
         self._stack = contextlib.ExitStack()
@@ -64,7 +67,7 @@ class StreamingLayerWriter:
         self.count = 0
 
     def __enter__(self: _W) -> _W:
-        tmp = self._stack.enter_context(atomic_output(self.target))
+        tmp = self._stack.enter_context(atomic_output(self.target, self.feedback))
         try:
             self.datasource = create_gpkg(tmp)
             self.layer = create_layer(self.datasource, self.layer_name, make_srs(self.crs_wkt),

@@ -131,7 +131,7 @@ def write_library(
     }
     qml = read_style(style_qml)
     target = Path(os.fspath(path)).absolute()
-    with atomic_output(target) as tmp:
+    with atomic_output(target, fb) as tmp:
         ds = create_gpkg(tmp)
         try:
             lyr = create_layer(ds, EXEMPLARS_LAYER, make_srs(crs_wkt), ogr.wkbPolygon)

@@ -190,12 +190,12 @@ def rank_sites(
         wkbs.append(bytes(g.ExportToWkb()))
     meta = _metadata(score_field, major, minor, az, spacing_m, dem, limits, thr, count,
                      grid.cell)
-    with StreamingLayerWriter(out, SITES_LAYER, crs_wkt, SITE_FIELDS, metadata=meta) as writer:
+    with StreamingLayerWriter(out, SITES_LAYER, crs_wkt, SITE_FIELDS, metadata=meta,
+                              feedback=fb) as writer:
         writer.append(rows, wkbs)
         if qml is not None:
             add_default_style(writer.datasource, SITES_LAYER, qml, "sites",
                               "Mars Analogue Finder landing sites")
-        check_cancelled(fb, "writing")
     fb.setProgress(100.0)
     allowed = len(cand.row) - rejected.get("outside the latitude band", 0)
     fb.pushInfo(f"{len(chosen)} site(s) from {allowed} allowed of {cand.n_considered} candidates "

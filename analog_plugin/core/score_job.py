@@ -128,8 +128,8 @@ def score_raster(
             tw = time.perf_counter()
             writer.finish()
             stream.times.write_s += time.perf_counter() - tw
-            # the last chance to cancel (during finish()): leaving this block publishes both
-            # files, and a run that says "cancelled" must not have replaced the old output
+            # leaving this block publishes up to two files (heat map, then scores): the last
+            # cancel check covers both, so a cancel during finish() replaces neither
             check_cancelled(fb, "writing")
     fb.setProgress(100.0)
     seconds = time.perf_counter() - t0

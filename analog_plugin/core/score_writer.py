@@ -72,6 +72,9 @@ class ScoreWriter(StreamingLayerWriter):
     ) -> None:
         fields = [*BASE_FIELDS, *extra_fields, *((f, ogr.OFTReal) for f in class_fields),
                   *RANK_FIELDS]
+        # No publish-time cancel check here (feedback not forwarded): scoretiles may publish a
+        # heat map just before this file, and a cancel between the two renames would leave one
+        # replaced; score_job checks once before both instead.
         super().__init__(target, SCORES_LAYER, crs_wkt, fields, metadata=metadata)
         self.n_class_fields = len(class_fields)
         self.extra_names = [name for name, _ in extra_fields]
