@@ -42,7 +42,14 @@ from analog_train.cv_eval import (  # noqa: E402
     onnx_method,
     summarise,
 )
-from analog_train.data import AID_DIR, HIRISE_DIR, list_aid, read_image, read_labels  # noqa: E402
+from analog_train.data import (  # noqa: E402
+    AID_DIR,
+    HIRISE_DIR,
+    TRAIN_PIXELS,
+    list_aid,
+    read_image,
+    read_labels,
+)
 from analog_train.figures import confusion_figure  # noqa: E402
 from analog_train.folds import Fold, fold_table, make_folds  # noqa: E402
 
@@ -72,7 +79,7 @@ def load_corpus(data: Path) -> tuple[Corpus, list, dict]:
 
 def unit01(raws: Sequence[np.ndarray], size: int = 96) -> np.ndarray:
     """0..1 images through the plugin's per-tile contract (what the baselines get)."""
-    c = unit_contract(size, 1, stretch="tile", percentiles=(2.0, 98.0), min_span_fraction=0.1)
+    c = unit_contract(size, 1, **TRAIN_PIXELS)  # type: ignore[arg-type]
     return np.stack([prepare_image(np.asarray(r, np.float32), c)[0] for r in raws])
 
 

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --cv: keep fold models already exported (folds/summary.json)")
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--version", default="2.1.0")
+    ap.add_argument("--version", default="2.2.0")
     ap.add_argument("--resume", action="store_true", help="continue the final head's checkpoint")
     ap.add_argument("--holdout", type=Path, default=ROOT / "demo" / "mars_scene_truth.csv",
                     help="CSV with an 'observation' column: observations the FINAL model never "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ModelContractError
-from .preprocess import DEFAULT_PERCENTILES, STRETCH_MODES, PixelContract
+from .preprocess import DEFAULT_PERCENTILES, MAX_PERCENTILE_STEP, STRETCH_MODES, PixelContract
 
 MODEL_TYPE = "analog-embedding"
 
@@ -65,6 +65,7 @@ class ModelMetadata:
             stretch=str(pre.get("stretch", "layer")),
             percentiles=tuple(pre.get("percentiles", DEFAULT_PERCENTILES)),  # type: ignore[arg-type]
             min_span_fraction=float(pre.get("min_span_fraction", 0.1)),
+            percentile_step=int(pre.get("percentile_step", 1)),
             tile_px=self.tile_px,  # 0 -> input_size (PixelContract's default)
         )
 
@@ -103,8 +104,16 @@ def _parse_preprocessing(raw: str | None, where: str, fix: str) -> tuple[tuple[s
         raise ModelContractError(
             f"{where}: metadata preprocessing.min_span_fraction = {frac!r} must be in [0, 1]"
         )
+    step = pre.get("percentile_step", 1)
+    if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= MAX_PERCENTILE_STEP:
+        raise ModelContractError(
+            f"{where}: metadata preprocessing.percentile_step = {step!r} must be an integer "
+            f"1..{MAX_PERCENTILE_STEP} (percentiles on every step-th row and column)"
+        )
     clean = {"stretch": stretch, "percentiles": [float(v) for v in pct],
              "min_span_fraction": float(frac)}
+    if step != 1:  # absent = 1: the same contract reads the same whatever wrote it
+        clean["percentile_step"] = step
     return tuple(sorted(clean.items()))
 
 

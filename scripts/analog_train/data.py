@@ -38,8 +38,11 @@ TRAIN_PIXELS: dict[str, object] = {
     "stretch": "tile",
     "percentiles": (2.0, 98.0),
     "min_span_fraction": 0.1,
+    "percentile_step": 2,
 }
-"""The pixel contract of training; exported into the model's ``preprocessing`` metadata."""
+"""The pixel contract of training; exported into the model's ``preprocessing`` metadata.
+Percentiles on every 2nd row and column (model 2.2): 4x cheaper selection at the same stretch
+to within a grey level (preprocess.py)."""
 
 SOURCE_TILE_PX = 227
 """HiRISE landmark tiles are 227 px; training views cover 0.8-1.0 of them (augment.py)."""

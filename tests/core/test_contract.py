@@ -51,6 +51,41 @@ def test_tile_stretch_by_hand_and_span_floor() -> None:
     assert np.abs(x - 0.5).max() < 0.01  # stays grey instead of becoming black/white noise
 
 
+def test_percentile_step_samples_every_other_row_and_column_by_hand() -> None:
+    """Step 2 on a 4 x 4 tile: the percentiles come from pixels (0,0), (0,2), (2,0), (2,2) only
+    (values 10, 20, 30, 40); the 12 others (0 and 1000) would widen the stretch if counted."""
+    from analog_plugin.core.preprocess import LayerStats
+
+    tile = np.zeros((4, 4), np.float32)
+    tile[1::2, :] = 1000.0
+    tile[0, 0], tile[0, 2], tile[2, 0], tile[2, 2] = 10.0, 20.0, 30.0, 40.0
+    # linear percentiles of [10, 20, 30, 40]: rank 0.02 * 3 = 0.06 -> 10.6; 0.98 * 3 = 2.94 -> 39.4
+    lo, hi = 10.6, 39.4
+    layer = LayerStats((0.0,), (1000.0,))
+    c2 = unit_contract(4, stretch="tile", min_span_fraction=0.0, percentile_step=2)
+    x = prepare_image(tile, c2, layer=layer)[0]
+    np.testing.assert_allclose(x, np.clip((tile - lo) / (hi - lo), 0, 1), atol=1e-6)
+    assert x[0, 0] == 0.0 and x[2, 2] == 1.0 and x[1, 1] == 1.0
+    c1 = unit_contract(4, stretch="tile", min_span_fraction=0.0)  # every pixel: 0 .. 1000
+    assert prepare_image(tile, c1, layer=layer)[0][2, 2] < 0.1
+    # invalid pixels stay out of the sample too: (2, 2) masked -> [10, 20, 30] -> 10.4 .. 29.6
+    valid = np.ones((4, 4), bool)
+    valid[2, 2] = False
+    x = prepare_image(tile, c2, valid, layer)[0]
+    np.testing.assert_allclose(x[0, 2], (20.0 - 10.4) / (29.6 - 10.4), atol=1e-6)
+
+
+def test_percentile_step_in_metadata() -> None:
+    props = {k: json.dumps(v) for k, v in default_metadata(32).items()}
+    props["preprocessing"] = json.dumps({"stretch": "tile", "percentile_step": 2})
+    meta = parse_metadata(props)
+    assert meta.contract().percentile_step == 2
+    assert "sampled every 2 px" in meta.contract().describe()
+    props["preprocessing"] = json.dumps({"stretch": "tile"})
+    assert parse_metadata(props).contract().percentile_step == 1  # absent: every pixel
+    assert dict(parse_metadata(props).preprocessing).get("percentile_step") is None
+
+
 def test_raster_tile_image_file_and_training_get_the_same_numbers(
         tmp_path: Path, make_raster: MakeRaster) -> None:
     """A HiRISE tile cut from a georeferenced raster, saved as an image file, or decoded by the
@@ -76,9 +111,10 @@ def test_shipped_model_declares_the_training_contract() -> None:
     m = EmbeddingModel(bundled_model_path(), device="cpu")
     c = m.contract
     assert (c.stretch, c.percentiles, c.min_span_fraction) == ("tile", (2.0, 98.0), 0.1)
+    assert c.percentile_step == TRAIN_PIXELS["percentile_step"] == 2
     # v2 (scripts/train_v2.py): the trunk's declared tile and input, ImageNet-style normalisation
     v2 = TrunkSpec()
-    assert (c.tile_px, c.input_size) == (v2.tile_px, v2.input_size) == (160, 96)
+    assert (c.tile_px, c.input_size) == (v2.tile_px, v2.input_size) == (160, 128)
     assert (c.mean, c.std) == ((0.5,), (0.5,))
     assert m.metadata.version.startswith("2.")
     assert m.embedding_dim == 128 and m.channels == 1
@@ -113,6 +149,9 @@ def test_models_without_contract_keys_keep_their_old_behaviour() -> None:
     ("preprocessing", '{"percentiles": [98, 2]}', "percentiles"),
     ("preprocessing", '"tile"', "JSON object"),
     ("preprocessing", '{"min_span_fraction": 3}', "min_span_fraction"),
+    ("preprocessing", '{"percentile_step": 0}', "percentile_step"),
+    ("preprocessing", '{"percentile_step": 2.5}', "percentile_step"),
+    ("preprocessing", '{"percentile_step": 99}', "percentile_step"),
     ("tile_px", '"200"', "tile_px"),
     ("tile_px", "0", "tile_px"),
 ])

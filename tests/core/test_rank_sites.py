@@ -15,6 +15,7 @@ import pytest
 from osgeo import ogr, osr
 
 from analog_plugin.core.errors import NoSiteError, ParameterError
+from analog_plugin.core.feedback import RecordingFeedback
 from analog_plugin.core.rank_sites_job import rank_sites
 from tests.core.conftest import write_raster
 
@@ -103,6 +104,17 @@ def test_count_gives_non_overlapping_sites_in_score_order(tmp_path: Path) -> Non
     for i, a in enumerate(sites):
         for b in sites[i + 1:]:
             assert not a["geom"].Intersects(b["geom"])  # type: ignore[attr-defined]
+
+
+def test_fewer_sites_than_asked_warns(tmp_path: Path) -> None:
+    """A 23.7 x 11.9 km area holds one 20 x 7 km east-west ellipse: not two side by side (40 km)
+    nor two stacked (14 km > 11.9). COUNT=3 gives one site and says why, not an error."""
+    wkbs, scores = scene(blob=(0.2, 0.1), radius=0.1, lon=(0.0, 0.4), lat=(0.0, 0.2))
+    fb = RecordingFeedback()
+    res = rank_sites(wkbs, scores, _wkt(MARS_GEO), tmp_path / "s.gpkg", ellipse_major_km=20,
+                     ellipse_minor_km=7, azimuth=90, count=3, feedback=fb)
+    assert res.n_sites == 1 and len(read_sites(tmp_path / "s.gpkg")) == 1
+    assert any("only 1 of the 3 requested" in w for w in fb.warnings), fb.warnings
 
 
 def test_exclusion_zone_is_never_touched(tmp_path: Path) -> None:

@@ -73,7 +73,16 @@ def test_demo_classifies_and_ranks_sites(
     assert correct / 48 > 0.5  # 6 classes, base rate of the largest 0.35
     ds = ogr.Open(str(tmp_path / "sites.gpkg"))
     sites = sorted(ds.GetLayerByName("sites"), key=lambda f: f.GetField("rank"))
-    assert [f.GetField("rank") for f in sites] == [1, 2, 3]
+    # COUNT=3 on a 1.8 x 1.4 km scene: how many 0.6 x 0.4 km ellipses fit apart under the slope
+    # limit depends on where the best ones fall (model 2.2 leaves room for 2): at least 2, ranked
+    # 1..n, in score order, pairwise disjoint, and the printed count agrees.
+    ranks = [f.GetField("rank") for f in sites]
+    assert 2 <= len(sites) <= 3 and ranks == list(range(1, len(sites) + 1))
+    means = [f.GetField("mean_score") for f in sites]
+    assert means == sorted(means, reverse=True)
+    geoms = [f.GetGeometryRef().Clone() for f in sites]
+    assert not any(a.Intersects(b) for i, a in enumerate(geoms) for b in geoms[i + 1:])
+    assert f"{len(sites)} ellipses of" in proc.stdout
     assert all(f.GetField("max_slope") <= 5 for f in sites)
     scores_ds = ogr.Open(str(tmp_path / "scores.gpkg"))
     scene = scores_ds.GetLayerByName("scores").GetExtent()

@@ -110,7 +110,7 @@ def test_export_contract_and_parity_on_real_tiles(tmp_path: Path, fixture_dir: P
                         "embedding_dim", "gsd_m", "version", "training_data",
                         "preprocessing", "tile_px"}
     assert got["preprocessing"] == {"stretch": "tile", "percentiles": [2.0, 98.0],
-                                    "min_span_fraction": 0.1}
+                                    "min_span_fraction": 0.1, "percentile_step": 2}
     assert got["tile_px"] == 204  # 0.9 x the 227 px training tiles
     import onnx
 
