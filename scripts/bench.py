@@ -329,7 +329,7 @@ def qgis_startup_s(out_dir: Path, env: dict[str, str], repeats: int = 3) -> floa
 # ---- model-only and baseline ------------------------------------------------------------------
 
 
-def make_session(threads: int, device: str) -> Any:
+def make_session(threads: int, device: str, model: Path = MODEL) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -340,7 +340,7 @@ def make_session(threads: int, device: str) -> Any:
     providers = ["CPUExecutionProvider"]
     if device == "cuda":
         providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(str(MODEL), opts, providers=providers)
+    return ort.InferenceSession(str(model), opts, providers=providers)
 
 
 def model_input(sess: Any) -> tuple[str, int, int, tuple[float, ...], tuple[float, ...]]:
@@ -353,9 +353,10 @@ def model_input(sess: Any) -> tuple[str, int, int, tuple[float, ...], tuple[floa
     return inp.name, int(inp.shape[1]), int(size), mean, std
 
 
-def model_only(threads: int, batch: int, device: str) -> dict[str, Any]:
-    """Tiles/s of onnxruntime alone: random normalised batches, >= MODEL_ONLY_MIN_S timed."""
-    sess = make_session(threads, device)
+def model_only(threads: int, batch: int, device: str, model: Path = MODEL) -> dict[str, Any]:
+    """Tiles/s of onnxruntime alone: random normalised batches, >= MODEL_ONLY_MIN_S timed (also
+    the model card's throughput figure, ``analog_train.card``)."""
+    sess = make_session(threads, device, model)
     name, c, s, _, _ = model_input(sess)
     x = np.random.default_rng(0).standard_normal((batch, c, s, s)).astype(np.float32)
     for _ in range(3):

@@ -62,28 +62,6 @@ def _band(band: tuple[float, float] | None) -> str:
     return "1 (pulled together)" if band is None else f"{band[0]:g} and {band[1]:g}"
 
 
-def model_only_tiles_per_s(model: Path, size: int, threads: int = 2, batch: int = 64) -> float:
-    """Best of three timed runs of five batches: the card's throughput figure (``make bench``
-    measures the same thing with brackets; this one only has to say which side of 400 it is)."""
-    import time
-
-    import numpy as np
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).random((batch, 1, size, size), dtype=np.float32)
-    session.run(None, {"image": x})
-    best = 0.0
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(5):
-            session.run(None, {"image": x})
-        best = max(best, 5 * batch / (time.perf_counter() - t0))
-    return best
-
-
 def write_card(path: Path, model: Path, doc: dict[str, Any], table: str) -> None:
     import onnx
 
@@ -100,7 +78,9 @@ def write_card(path: Path, model: Path, doc: dict[str, Any], table: str) -> None
     threshold = v2["verify_threshold_cos"]["mean"]
     bal = v2["verify_balanced_accuracy"]
     size_mb = model.stat().st_size / 1e6
-    rate = model_only_tiles_per_s(model, s)
+    from bench import model_only  # scripts/bench.py: the same measurement as `make bench`
+
+    rate = model_only(threads=2, batch=64, device="cpu", model=model)["tiles_per_s"]
     text = f"""# analog-siamese: the Mars Analogue Finder similarity network
 
 `analog-siamese.onnx`, **version {meta['version']}**, {size_mb:.2f} MB. A {s} x {s} grayscale tile
