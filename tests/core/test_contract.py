@@ -36,6 +36,27 @@ def test_area_weights_by_hand() -> None:
     np.testing.assert_allclose(area_weights(2, 4).sum(axis=1), 1.0, atol=1e-7)
 
 
+def test_whole_number_shrink_is_the_block_mean_by_hand() -> None:
+    """256 -> 128 and 6 -> 2 px take the strided-add path; the oracle is the block mean written
+    out (4 x 4 -> 2 x 2 by hand, then a float64 reshape-mean), and a 5 -> 2 resize, which has
+    no whole factor, still gives the area weights' numbers."""
+    from analog_plugin.core.preprocess import resize_batch
+
+    tile = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    np.testing.assert_allclose(resize_batch(tile, 2)[0, 0], [[2.5, 4.5], [10.5, 12.5]])
+    rng = np.random.default_rng(3)
+    for side, size in ((256, 128), (6, 2), (384, 128)):
+        x = rng.integers(0, 4096, (3, 2, side, side)).astype(np.float32)
+        k = side // size
+        want = x.astype(np.float64).reshape(3, 2, size, k, size, k).mean(axis=(3, 5))
+        got = resize_batch(x, size)
+        assert got.dtype == np.float32 and got.shape == (3, 2, size, size)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-3)
+    odd = rng.random((1, 1, 5, 5), dtype=np.float32)
+    w = area_weights(5, 2).astype(np.float64)
+    np.testing.assert_allclose(resize_batch(odd, 2)[0, 0], w @ odd[0, 0] @ w.T, atol=1e-6)
+
+
 def test_tile_stretch_by_hand_and_span_floor() -> None:
     c = unit_contract(4, stretch="tile", min_span_fraction=0.5)
     tile = np.array([[0, 10, 20, 30]] * 4, np.float32)

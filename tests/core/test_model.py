@@ -40,6 +40,21 @@ def test_analytic_embeddings_exact(mean_model: Path) -> None:
     np.testing.assert_allclose(e[2], expected_mean_embedding(0.5), atol=1e-7)
 
 
+def test_long_batch_runs_in_slices_in_order(mean_model: Path) -> None:
+    """70 tiles = runs of 32 + 32 + 6 on CPU (CPU_RUN_TILES): every tile keeps its own embedding
+    in its own row (tile i has mean i / 70, the analytic model's output follows the mean)."""
+    from analog_plugin.core.model import CPU_RUN_TILES
+
+    assert CPU_RUN_TILES == 32
+    m = EmbeddingModel(mean_model, device="cpu")
+    means = np.arange(70, dtype=np.float32) / 70
+    x = np.broadcast_to(means[:, None, None, None], (70, 1, 32, 32)).copy()
+    e = m.embed(x)
+    assert e.shape == (70, 2)
+    want = np.stack([expected_mean_embedding(float(v)) for v in means])
+    np.testing.assert_allclose(e, want, atol=1e-6)
+
+
 def test_three_channel_dynamic_size_model(tmp_path: Path) -> None:
     p = make_mean_model(tmp_path / "m3.onnx", input_size=16, channels=3, dynamic_size=True,
                         const=2.0)
