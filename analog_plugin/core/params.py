@@ -156,9 +156,10 @@ DEVICE = Param(
     default="auto", options=DEVICES, advanced=True, example="cpu",
 )
 BATCH_SIZE = Param(
-    "BATCH_SIZE", "integer", "Batch size (tiles per inference call)",
-    "Tiles sent to the network at once. Larger keeps a GPU busier; progress and cancel are "
-    "checked between batches.",
+    "BATCH_SIZE", "integer", "Batch size (tiles read and embedded together)",
+    "Tiles read, prepared and written together. On a GPU a batch is one network call (larger "
+    "keeps it busier); on CPU the network runs it in slices of 32 tiles, which bounds memory. "
+    "Progress and cancel are checked between batches.",
     default=64, minimum=1, maximum=MAX_BATCH, advanced=True, example="64",
 )
 

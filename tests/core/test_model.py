@@ -44,8 +44,10 @@ def test_long_batch_runs_in_slices_in_order(mean_model: Path) -> None:
     """70 tiles = runs of 32 + 32 + 6 on CPU (CPU_RUN_TILES): every tile keeps its own embedding
     in its own row (tile i has mean i / 70, the analytic model's output follows the mean)."""
     from analog_plugin.core.model import CPU_RUN_TILES
+    from analog_plugin.core.params import BATCH_SIZE
 
     assert CPU_RUN_TILES == 32
+    assert f"slices of {CPU_RUN_TILES} tiles" in BATCH_SIZE.help  # the user-facing help agrees
     m = EmbeddingModel(mean_model, device="cpu")
     means = np.arange(70, dtype=np.float32) / 70
     x = np.broadcast_to(means[:, None, None, None], (70, 1, 32, 32)).copy()
