@@ -27,6 +27,7 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 DEVICES = ("auto", "cpu", "cuda")
 NORM_TOLERANCE = 1e-3
+"""Allowed deviation of embedding L2 norms from 1 (float32 rounding is ~1e-7)."""
 CPU_RUN_TILES = 32
 """Most tiles one onnxruntime run gets on CPU; a longer batch is run in slices of this size.
 
@@ -35,7 +36,6 @@ memory grows with the run's batch while throughput stops growing long before (th
 two workers: batch 64 in one run peaked 96 MB higher than two runs of 32, at the same tiles/s).
 The stream's BATCH_SIZE still decides how many tiles are read, prepared and written together.
 On CUDA a whole batch goes in one run: the GPU wants big batches and its memory is its own."""
-"""Allowed deviation of embedding L2 norms from 1 (float32 rounding is ~1e-7)."""
 
 
 def select_providers(device: str, available: Sequence[str]) -> list[str]:

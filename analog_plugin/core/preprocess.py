@@ -165,24 +165,13 @@ BLOCK_MAX = 64
 """Ratios p:q (lowest terms) with p up to this are resized block by block (see resize_batch)."""
 
 
-def _resize_last(x: np.ndarray, size: int) -> np.ndarray:
-    """Area-resize the last axis of ``x`` (float32) to ``size``."""
-    n_in = x.shape[-1]
-    if n_in == size:
-        return x
-    g = math.gcd(n_in, size)
-    p, q = n_in // g, size // g
-    if p <= BLOCK_MAX and n_in > size:
-        # The weights repeat every p inputs / q outputs: one (rows, p) @ (p, q) product (a
-        # single BLAS call), q multiply-adds per input pixel instead of `size` with the full
-        # matrix.
-        flat = np.ascontiguousarray(x).reshape(-1, p)
-        return (flat @ area_weights(p, q).T).reshape(*x.shape[:-1], size)
-    return x @ area_weights(n_in, size).T
-
-
 INTEGER_FACTOR_MAX = 8
 """Whole-number shrink factors up to this are averaged with strided adds (see _shrink_axis)."""
+
+
+def _whole_factor(n_in: int, size: int) -> bool:
+    """True when ``n_in`` shrinks to ``size`` by a whole factor of at most INTEGER_FACTOR_MAX."""
+    return n_in > size and n_in % size == 0 and n_in // size <= INTEGER_FACTOR_MAX
 
 
 def _shrink_axis(x: np.ndarray, axis: int, k: int) -> np.ndarray:
@@ -200,16 +189,34 @@ def _shrink_axis(x: np.ndarray, axis: int, k: int) -> np.ndarray:
     return out
 
 
+def _resize_last(x: np.ndarray, size: int) -> np.ndarray:
+    """Area-resize the last axis of ``x`` (float32) to ``size``."""
+    n_in = x.shape[-1]
+    if n_in == size:
+        return x
+    if _whole_factor(n_in, size):
+        return _shrink_axis(x, -1, n_in // size)
+    g = math.gcd(n_in, size)
+    p, q = n_in // g, size // g
+    if p <= BLOCK_MAX and n_in > size:
+        # The weights repeat every p inputs / q outputs: one (rows, p) @ (p, q) product (a
+        # single BLAS call), q multiply-adds per input pixel instead of `size` with the full
+        # matrix.
+        flat = np.ascontiguousarray(x).reshape(-1, p)
+        return (flat @ area_weights(p, q).T).reshape(*x.shape[:-1], size)
+    return x @ area_weights(n_in, size).T
+
+
 def resize_batch(x: np.ndarray, size: int) -> np.ndarray:
     """``(..., h, w)`` -> ``(..., size, size)`` float32 by area averaging (see area_weights):
-    columns, then rows (the same exact weights either way; block-wise when the ratio allows)."""
+    each axis on its own (the same exact weights either way): whole-number shrinks by strided
+    adds, other ratios block-wise when the ratio allows."""
     x = np.asarray(x, dtype=np.float32)
     if x.shape[-2:] == (size, size):
         return x
-    h, w = x.shape[-2:]
-    if (h == w and h > size and h % size == 0 and h // size <= INTEGER_FACTOR_MAX):
-        k = h // size
-        return _shrink_axis(_shrink_axis(x, -2, k), -1, k)
+    h = x.shape[-2]
+    if _whole_factor(h, size):  # rows first, on the contiguous axis: no transposed copies
+        return _resize_last(_shrink_axis(x, -2, h // size), size)
     x = _resize_last(x, size)
     x = _resize_last(np.ascontiguousarray(np.swapaxes(x, -1, -2)), size)
     return np.ascontiguousarray(np.swapaxes(x, -1, -2))

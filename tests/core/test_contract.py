@@ -55,6 +55,13 @@ def test_whole_number_shrink_is_the_block_mean_by_hand() -> None:
     odd = rng.random((1, 1, 5, 5), dtype=np.float32)
     w = area_weights(5, 2).astype(np.float64)
     np.testing.assert_allclose(resize_batch(odd, 2)[0, 0], w @ odd[0, 0] @ w.T, atol=1e-6)
+    # rectangular windows: one axis a whole factor (block mean), the other not (area weights)
+    for rows, cols in ((8, 5), (5, 8)):
+        x = rng.random((rows, cols)).astype(np.float32)
+        wr, wc = (area_weights(n, 2).astype(np.float64) for n in (rows, cols))
+        np.testing.assert_allclose(resize_batch(x[None, None], 2)[0, 0], wr @ x @ wc.T,
+                                   atol=1e-6)
+    np.testing.assert_allclose(area_weights(8, 2)[0], [.25] * 4 + [0] * 4)  # the block mean
 
 
 def test_tile_stretch_by_hand_and_span_floor() -> None:
