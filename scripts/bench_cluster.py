@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench import make_scene  # noqa: E402
+from analog_bench.scene import make_scene  # noqa: E402
 
 from analog_plugin.core.feedback import ConsoleFeedback  # noqa: E402
 

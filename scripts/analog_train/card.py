@@ -78,7 +78,7 @@ def write_card(path: Path, model: Path, doc: dict[str, Any], table: str) -> None
     threshold = v2["verify_threshold_cos"]["mean"]
     bal = v2["verify_balanced_accuracy"]
     size_mb = model.stat().st_size / 1e6
-    from bench import model_only  # scripts/bench.py: the same measurement as `make bench`
+    from analog_bench.model_only import model_only  # the same measurement as `make bench`
 
     rate = model_only(threads=2, batch=64, device="cpu", model=model)["tiles_per_s"]
     text = f"""# analog-siamese: the Mars Analogue Finder similarity network

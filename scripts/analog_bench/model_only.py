@@ -1,0 +1,65 @@
+"""The reference: onnxruntime alone on random normalised batches, at the engine's thread count."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .settings import MODEL, MODEL_ONLY_MIN_S, MODEL_ONLY_WINDOWS
+
+
+def make_session(threads: int, device: str, model: Path = MODEL) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(str(model), opts, providers=providers)
+
+
+def model_input(sess: Any) -> tuple[str, int, int, tuple[float, ...], tuple[float, ...]]:
+    """Input name, channels, size, mean, std (from the session and its metadata_props)."""
+    inp = sess.get_inputs()[0]
+    meta = sess.get_modelmeta().custom_metadata_map
+    size = inp.shape[2] if isinstance(inp.shape[2], int) else int(json.loads(meta["input_size"]))
+    mean = tuple(float(v) for v in json.loads(meta["mean"]))
+    std = tuple(float(v) for v in json.loads(meta["std"]))
+    return inp.name, int(inp.shape[1]), int(size), mean, std
+
+
+def model_only(threads: int, batch: int, device: str, model: Path = MODEL,
+               windows: int = MODEL_ONLY_WINDOWS) -> dict[str, Any]:
+    """Tiles/s of onnxruntime alone on random normalised batches: the median of ``windows``
+    consecutive windows of >= MODEL_ONLY_MIN_S each (also the model card's throughput figure,
+    ``analog_train.card``).
+
+    Why a median of windows and not one long window: on this shared machine the rate of a single
+    3 s window swung by +-15 % between neighbouring measurements (284-398 tiles/s in one bench),
+    mostly short stalls from other tenants. A median of three ignores one stalled window, where a
+    mean, or one longer window, would carry the stall into every ratio bracketed by it."""
+    sess = make_session(threads, device, model)
+    name, c, s, _, _ = model_input(sess)
+    x = np.random.default_rng(0).standard_normal((batch, c, s, s)).astype(np.float32)
+    for _ in range(3):
+        sess.run(None, {name: x})
+    rates, batches, seconds = [], 0, 0.0
+    for _ in range(max(1, windows)):
+        n, t0 = 0, time.perf_counter()
+        while n < 5 or time.perf_counter() - t0 < MODEL_ONLY_MIN_S:
+            sess.run(None, {name: x})
+            n += 1
+        dt = time.perf_counter() - t0
+        rates.append(n * batch / dt)
+        batches, seconds = batches + n, seconds + dt
+    return {"tiles_per_s": float(np.median(rates)), "window_tiles_per_s": rates,
+            "batches": batches, "seconds": seconds,
+            "input_shape": [batch, c, s, s], "provider": sess.get_providers()[0]}
