@@ -2,8 +2,9 @@
 see WHY each top tile matched (its thumbnail beside the exemplar it matched), filter by percentile,
 then classify landforms or rank landing sites on the same result.
 
-Thin glue: every step is a Processing algorithm of this plugin (run as a QgsTask, so the map stays
-usable and the run can be cancelled); the explanation data comes from ``core/explain.py``.
+Thin glue: every step is a Processing algorithm of this plugin, run by ``alg_runner`` (as a
+QgsTask, so the map stays usable and the run can be cancelled); the explanation data comes from
+``core/explain.py``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,9 @@ from typing import Any
 
 from qgis.core import (
     Qgis,
-    QgsApplication,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsMapLayerProxyModel,
-    QgsProcessingAlgRunnerTask,
-    QgsProcessingContext,
-    QgsProcessingFeedback,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
@@ -49,6 +46,8 @@ from qgis.PyQt.QtWidgets import (
 
 from analog_plugin.core import params as P
 
+from .alg_runner import AlgorithmRunner
+
 SOURCES = ("Image folder", "Polygons on a layer", "Existing library")
 THUMB_PX = 72
 
@@ -72,15 +71,6 @@ def to_pixmap(gray: Any, size: int = THUMB_PX) -> QPixmap:
                                          Qt.TransformationMode.SmoothTransformation)
 
 
-def _ended(task: Any) -> bool:
-    from qgis.core import QgsTask
-
-    try:
-        return task.status() in (QgsTask.TaskStatus.Complete, QgsTask.TaskStatus.Terminated)
-    except RuntimeError:  # the C++ task object is already gone
-        return True
-
-
 class AnalogueDock(QDockWidget):
     """The panel. ``run(blocking=True)`` executes synchronously (tests, scripts)."""
 
@@ -93,14 +83,8 @@ class AnalogueDock(QDockWidget):
         self.library_path: str | None = None
         self.raster_path: str | None = None
         self.matches: list[Any] = []
-        self.last_error = ""
-        self._cancelled = False
-        self._tasks: list[Any] = []
-        # (task, context, feedback) of every task QGIS may still be running: QGIS keeps raw
-        # pointers to the context and feedback, so Python must not free them before the task
-        # has really ended (a cancelled task can run on for a moment).
-        self._alive: list[Any] = []
         self._build()
+        self.runner = AlgorithmRunner(lambda p: self.progress.setValue(int(p)))
 
     # ---- widgets --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -261,54 +245,22 @@ class AnalogueDock(QDockWidget):
 
     # ---- running ----------------------------------------------------------------------------
     def _execute(self, alg: str, params: dict[str, Any], done: Any, blocking: bool) -> None:
-        """Run one algorithm: synchronously, or as a QgsTask reporting progress here."""
-        if blocking:
-            import processing
-            from qgis.core import QgsProcessingException
-
-            try:
-                result = processing.run(alg, params)
-            except QgsProcessingException as err:
-                self.last_error = str(err)
-                done(False, {})
-                return
-            done(True, result)
-            return
-        algorithm = QgsApplication.processingRegistry().createAlgorithmById(alg)
-        context = QgsProcessingContext()
-        context.setProject(QgsProject.instance())
-        feedback = QgsProcessingFeedback()
-        feedback.progressChanged.connect(lambda p: self.progress.setValue(int(p)))
-        task = QgsProcessingAlgRunnerTask(algorithm, params, context, feedback)
-        def executed(ok: bool, res: dict[str, Any]) -> None:
-            if self._cancelled:  # the user cancelled: nothing more is run or loaded
-                return
-            if not ok:
-                log = feedback.textLog() if hasattr(feedback, "textLog") else ""
-                self.last_error = log.strip().splitlines()[-1] if log.strip() else ""
-            done(ok, res)
-
-        task.executed.connect(executed)
-        self._tasks = [(task, context, feedback)]
-        self._alive = [t for t in self._alive if not _ended(t[0])] + self._tasks
-        self.cancel_button.setEnabled(True)
-        QgsApplication.taskManager().addTask(task)
+        """Run one algorithm (see AlgorithmRunner); Cancel is live while it runs."""
+        self.runner.execute(alg, params, done, blocking)
+        self.cancel_button.setEnabled(self.runner.running)
 
     def cancel(self) -> None:
-        self._cancelled = True
-        for task, _ctx, feedback in self._tasks:
-            feedback.cancel()
-            task.cancel()
+        self.runner.cancel()
         self.status.setText("Cancelled: existing outputs were left untouched.")
         self._finish()
 
     def _finish(self) -> None:
         self.cancel_button.setEnabled(False)
         self.run_button.setEnabled(True)
-        self._tasks = []
+        self.runner.finish()
 
     def _fail(self, what: str) -> None:
-        self.status.setText(f"{what} failed: {self.last_error or 'see the log'} (full log: "
+        self.status.setText(f"{what} failed: {self.runner.last_error or 'see the log'} (full log: "
                             "View > Panels > Log Messages, Processing).")
         self._finish()
 
@@ -319,7 +271,7 @@ class AnalogueDock(QDockWidget):
             self.status.setText("Pick the Mars raster layer first.")
             return
         self.raster_path = layer.source()
-        self._cancelled = False
+        self.runner.start()
         self.run_button.setEnabled(False)
         self.progress.setValue(0)
         lib = self.library_params()

@@ -195,3 +195,36 @@ def test_background_run_keeps_the_ui_alive_and_cancels(desktop_plugin: Any,
     assert dock.table.rowCount() == 0 and "Cancelled" in dock.status.text()
     assert (tmp_path / "scores.gpkg").read_bytes() == b"old"
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_runner_reports_a_failed_run_and_a_cancelled_run_calls_nothing(provider: Any,
+                                                                       tmp_path: Path) -> None:
+    """AlgorithmRunner alone: a blocking run that fails hands done(False, {}) and keeps the
+    algorithm's message; a background run cancelled at once never calls done."""
+    from qgis.core import QgsApplication
+
+    from analog_plugin.gui.alg_runner import AlgorithmRunner
+
+    progress: list[float] = []
+    runner = AlgorithmRunner(progress.append)
+    calls: list[tuple[bool, dict[str, Any]]] = []
+    missing = str(tmp_path / "no_such_library.gpkg")
+    params = {"INPUT": str(DEMO / "mars_scene.tif"), "LIBRARY": missing,
+              "OUTPUT": str(tmp_path / "scores.gpkg")}
+    runner.execute("analog:scoretiles", params, lambda ok, res: calls.append((ok, res)), True)
+    assert calls == [(False, {})]
+    assert "no_such_library" in runner.last_error, runner.last_error
+    assert not runner.running
+
+    calls.clear()
+    runner.start()
+    params["LIBRARY"] = str(DEMO / "earth_exemplars")  # never reached: cancelled first
+    runner.execute("analog:scoretiles", params, lambda ok, res: calls.append((ok, res)), False)
+    assert runner.running
+    runner.cancel()
+    assert not runner.running and runner.cancelled
+    assert _wait(lambda: QgsApplication.taskManager().countActiveTasks() == 0)
+    for _ in range(10):
+        _wait(lambda: False, 0.05)  # let any late signal arrive
+    assert calls == []
+    assert not (tmp_path / "scores.gpkg").exists()
