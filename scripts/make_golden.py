@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from analog_plugin.core.image_files import read_image_file  # noqa: E402
 from analog_plugin.core.model import EmbeddingModel  # noqa: E402
 from analog_plugin.core.paths import bundled_model_path  # noqa: E402
 from analog_plugin.core.preprocess import prepare_image  # noqa: E402
-from analog_plugin.core.raster_reader import read_image_file  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "golden_embedding.json"
 

@@ -25,10 +25,11 @@ from . import params as P
 from .errors import RasterReadError, TilingError
 from .feedback import Feedback, check_cancelled, ensure_feedback
 from .gdal_cache import bounded_gdal_cache
+from .image_files import read_image_file
 from .model import EmbeddingModel
 from .paths import bundled_model_path
 from .preprocess import prepare_image
-from .raster_reader import RasterSource, decimated_shape, read_image_file
+from .raster_reader import RasterSource, decimated_shape
 from .tiling import PixelWindow, bounds_to_window, clip_window
 
 DEFAULT_SAME_COS = 0.5

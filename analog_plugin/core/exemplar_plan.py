@@ -17,12 +17,7 @@ import numpy as np
 
 from .errors import LibraryError, TilingError
 from .gpkg_io import polygon_from_ring
-from .raster_reader import (
-    RasterSource,
-    decimated_shape,
-    geometries_from_wkb,
-    geometries_to_geojson,
-)
+from .raster_reader import RasterSource, decimated_shape
 from .tiling import (
     PixelWindow,
     bounds_to_window,
@@ -31,6 +26,7 @@ from .tiling import (
     window_bounds,
     window_ring,
 )
+from .wkb_geometry import geometries_from_wkb, geometries_to_geojson
 
 LIBRARY_MIN_COVER = 0.5
 """A polygon tile becomes an exemplar when >= half of it is inside the polygon and valid."""

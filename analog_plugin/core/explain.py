@@ -17,8 +17,9 @@ import numpy as np
 from osgeo import ogr
 
 from .gdal_cache import bounded_gdal_cache
+from .image_files import read_image_file
 from .library import EXEMPLARS_LAYER
-from .raster_reader import RasterSource, read_image_file
+from .raster_reader import RasterSource
 from .score_writer import SCORES_LAYER
 from .tiling import PixelWindow, bounds_to_window, clip_window
 

@@ -27,11 +27,12 @@ from .exemplar_plan import LIBRARY_MIN_COVER, ExemplarPolygon, plan_polygon_exem
 from .feedback import Feedback, check_cancelled, ensure_feedback
 from .gdal_cache import bounded_gdal_cache
 from .gpkg_io import resolve_style
+from .image_files import list_image_files, read_image_file
 from .library import Exemplar, write_library
 from .model import EmbeddingModel
 from .paths import bundled_model_path
 from .preprocess import prepare_image
-from .raster_reader import RasterSource, list_image_files, read_image_file
+from .raster_reader import RasterSource
 from .threads import single_threaded_blas
 from .tile_plan import check_channels, ground_size_m, tile_pixels
 from .tiling import PixelWindow

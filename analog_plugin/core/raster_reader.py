@@ -24,7 +24,6 @@ Design choices and why:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -38,12 +37,12 @@ from typing import Any
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
 
-from .errors import RasterReadError, TilingError
+from .errors import RasterReadError
 from .preprocess import DEFAULT_PERCENTILES, LayerStats, band_stats
 from .tiling import PixelWindow, clip_window
 
@@ -55,9 +54,6 @@ DECIMATE_FACTOR = 4
 
 STRIP_MAX_BYTES = 96 * 1024 * 1024
 """Largest row strip (float32, all selected bands) kept to serve a tile row's reads."""
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
-
 
 @dataclass(frozen=True)
 class RasterInfo:
@@ -111,32 +107,6 @@ def decimated_shape(width: int, height: int, model_size: int) -> tuple[int, int]
         return None
     k = 2 * model_size / longest
     return max(1, int(round(height * k))), max(1, int(round(width * k)))
-
-
-def geometries_to_geojson(wkbs: Sequence[bytes]) -> list[dict[str, Any]]:
-    """WKB polygons -> GeoJSON-like dicts for rasterio.features (via OGR, which parses any WKB)."""
-    from osgeo import ogr
-
-    out: list[dict[str, Any]] = []
-    for i, wkb in enumerate(wkbs):
-        geom = ogr.CreateGeometryFromWkb(bytes(wkb))
-        if geom is None:
-            raise RasterReadError(f"mask geometry #{i} is not valid WKB")
-        out.append(json.loads(geom.ExportToJson()))
-    return out
-
-
-def geometries_from_wkb(wkbs: Sequence[bytes], what: str) -> list[Any]:
-    """WKB -> OGR geometries; TilingError naming the bad one (empty or unparsable)."""
-    from osgeo import ogr
-
-    geoms = []
-    for i, wkb in enumerate(wkbs):
-        g = ogr.CreateGeometryFromWkb(bytes(wkb)) if wkb else None
-        if g is None or g.IsEmpty():
-            raise TilingError(f"{what} #{i} is empty or not valid WKB; fix or remove it")
-        geoms.append(g)
-    return geoms
 
 
 class RasterSource:
@@ -366,39 +336,3 @@ class RasterSource:
         out_shape = None if shape == (h, w) else shape
         pixels, valid = self._read(PixelWindow(0, 0, w, h), out_shape, Resampling.nearest)
         return band_stats(pixels.astype(np.float32, copy=False), valid, percentiles)
-
-
-def read_image_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """An exemplar image (jpg/png/tif) -> (pixels (B,H,W) float32, valid (H,W) or None).
-
-    Alpha bands are dropped (they feed the valid mask instead); gray+alpha gives 1 band,
-    RGBA 3 bands.
-    """
-    p = str(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(p) as ds:
-                bands = [
-                    i + 1 for i, ci in enumerate(ds.colorinterp) if ci != ColorInterp.alpha
-                ] or [1]
-                if len(bands) > 3 and ds.count >= 3:
-                    bands = bands[:3]
-                data = ds.read(indexes=bands).astype(np.float32)
-                masks = ds.read_masks(indexes=bands)
-    except (RasterioIOError, OSError) as err:
-        raise RasterReadError(f"cannot read exemplar image '{p}' ({err})") from err
-    valid = np.all(masks > 0, axis=0)
-    valid &= np.all(np.isfinite(data), axis=0)
-    return data, (None if valid.all() else valid)
-
-
-def list_image_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files directly in ``folder`` and in its sub-folders (any depth), sorted."""
-    root = Path(folder)
-    files = [
-        p
-        for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-    ]
-    return sorted(files)

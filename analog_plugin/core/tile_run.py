@@ -24,10 +24,11 @@ from .gdal_cache import bounded_gdal_cache, fit_gdal_cache
 from .gpkg_io import polygon_from_ring, utc_now
 from .library import AnalogueLibrary, load_library
 from .model import EmbeddingModel
-from .raster_reader import RasterSource, geometries_from_wkb, geometries_to_geojson
+from .raster_reader import RasterSource
 from .threads import single_threaded_blas
 from .tile_plan import TilePlan, check_channels, plan_tiles, scale_warning
 from .tiling import window_bounds, window_ring
+from .wkb_geometry import geometries_from_wkb, geometries_to_geojson
 
 
 def check_tiling(tile_size: Any, tile_units: Any, overlap: Any, min_valid: Any, device: Any,

@@ -9,7 +9,7 @@ from typing import Any
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingFeedback
 from qgis.PyQt.QtGui import QIcon
 
-from analog_plugin.core.params import Param
+from analog_plugin.core.param_spec import Param
 
 from . import common
 from .param_factory import add_params, check_scalars, validated

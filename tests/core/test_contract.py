@@ -14,11 +14,12 @@ from PIL import Image
 
 from analog_plugin.core import threads
 from analog_plugin.core.errors import ModelContractError
+from analog_plugin.core.image_files import read_image_file
 from analog_plugin.core.model import EmbeddingModel
 from analog_plugin.core.model_metadata import parse_metadata
 from analog_plugin.core.paths import bundled_model_path
 from analog_plugin.core.preprocess import PixelContract, area_weights, prepare_image, unit_contract
-from analog_plugin.core.raster_reader import RasterSource, read_image_file
+from analog_plugin.core.raster_reader import RasterSource
 from analog_plugin.core.tiling import PixelWindow
 from tests.core.conftest import DATA, MakeRaster
 from tests.onnx_models import default_metadata

@@ -11,14 +11,11 @@ import rasterio
 from osgeo import ogr
 
 from analog_plugin.core.errors import RasterReadError
+from analog_plugin.core.image_files import read_image_file
 from analog_plugin.core.preprocess import prepare_image, unit_contract
-from analog_plugin.core.raster_reader import (
-    RasterSource,
-    decimated_shape,
-    geometries_to_geojson,
-    read_image_file,
-)
+from analog_plugin.core.raster_reader import RasterSource, decimated_shape
 from analog_plugin.core.tiling import PixelWindow
+from analog_plugin.core.wkb_geometry import geometries_to_geojson
 from tests.core.conftest import MARS_TIF, RGB_TIF, MakeRaster
 
 
