@@ -20,7 +20,6 @@ from .errors import RasterReadError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
 
-
 def read_image_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | None]:
     """An exemplar image (jpg/png/tif) -> (pixels (B,H,W) float32, valid (H,W) or None).
 
