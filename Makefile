@@ -92,7 +92,7 @@ package: venv
 
 ## ---- model (offline; needs ../shared/data) ---------------------------------------------------
 # v2: frozen int8 EfficientNet-Lite2 trunk + Siamese head, chosen by grouped cross-validation
-# (about 25 min on 2 CPU cores; every step resumes from runs/v2). v1 (train-v1) is kept for
+# (about 30 min on 2 CPU cores; every step resumes from runs/v2). v1 (train-v1) is kept for
 # reference: scripts/evaluate.py compares against its archived export in models/archive/.
 RUN ?= runs/v2
 RUN_V1 ?= runs/siamese
