@@ -45,6 +45,9 @@ def test_desktop_panel_run_with_screenshots(qgis_env: dict[str, str], tmp_path: 
     assert status["menu_action"] and status["toolbar_button"] and status["plugins_menu"]
     assert status["rows"] == 20
     assert status["status"].startswith("48 tiles scored")
+    # Nothing the plugin did put a message on the bar (QGIS's own Mars-CRS set-up messages are
+    # cleared before the run; a failed transform or a plugin warning would show here).
+    assert status["messages"] == [], status["messages"]
     for name in ("panel_open.png", "panel_results.png"):
         shot = out / name
         assert shot.stat().st_size > 20_000, name  # a real picture, not a blank frame
