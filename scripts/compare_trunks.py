@@ -7,8 +7,9 @@ Why a script of its own: the trunk is frozen, so its ImageNet features bound wha
 reach, and comparing trunks through the whole training pipeline costs an hour each. Here every
 configuration (variant : input px : test-time views) embeds every image once in float32 (the
 shipped trunk is int8; the ranking is what matters), pools after the ``TrunkSpec`` stages, and
-is scored by kNN (k=5) over the same 8 grouped folds as ``evaluate.py``'s frozen baseline
-(standardised with the training side's statistics, centred, unit length). It prints a markdown
+is scored by kNN (k=5) over the same 8 grouped folds, embedded as ``evaluate.py``'s frozen
+baseline is (``baselines.FrozenFeatureEmbedding``: standardised with the training side's Mars
+statistics, centred, unit length). It prints a markdown
 table with each configuration's multiply-adds per tile against the 0.5 GFLOP budget
 (250 M multiply-adds). Features are cached under ``--cache``.
 """
@@ -28,6 +29,7 @@ for p in (ROOT, ROOT / "scripts"):
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from analog_train.baselines import FrozenFeatureEmbedding  # noqa: E402
 from analog_train.features import TapTrunk, TrunkSpec, trunk_macs  # noqa: E402
 from analog_train.folds import make_folds  # noqa: E402
 from analog_train.metrics import accuracy, knn_predict, macro_f1  # noqa: E402
@@ -36,10 +38,6 @@ from evaluate import load_corpus  # noqa: E402
 from analog_plugin.core.preprocess import prepare_image  # noqa: E402
 
 DEFAULT_CONFIGS = ("0:128:2", "0:176:1", "1:128:1", "2:112:1", "2:128:1", "2:144:1", "2:128:2")
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def frozen_features(raws: list[np.ndarray], spec: TrunkSpec, cache: Path) -> np.ndarray:
@@ -86,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         for fold in folds:
             val = corpus.validation(fold)
             tr = ~val & corpus.mars
-            mu, sd = feats[tr].mean(0), feats[tr].std(0) + 1e-6
-            centre = _unit((feats[tr] - mu) / sd).mean(0)
-            emb = _unit(_unit((feats - mu) / sd) - centre)
+            emb = FrozenFeatureEmbedding(feats[tr])(feats)
             q, g = np.flatnonzero(corpus.mars & val), np.flatnonzero(tr)
             pred = knn_predict(emb[q], emb[g], list(lab[g]), 5)
             knn.append(accuracy(list(lab[q]), pred))

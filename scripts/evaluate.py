@@ -32,7 +32,11 @@ for p in (ROOT, ROOT / "scripts"):
         sys.path.insert(0, str(p))
 
 import numpy as np  # noqa: E402
-from analog_train.baselines import TextureDescriptor, raw_pixels  # noqa: E402
+from analog_train.baselines import (  # noqa: E402
+    FrozenFeatureEmbedding,
+    TextureDescriptor,
+    raw_pixels,
+)
 from analog_train.card import write_card  # noqa: E402
 from analog_train.cv_eval import (  # noqa: E402
     Corpus,
@@ -134,7 +138,7 @@ def baseline_methods(corpus: Corpus, trunk: Path | None) -> list[Method]:
 
         spec = TrunkSpec()
         runner = TrunkRunner(trunk, views=spec.views)
-        stats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        fitted: dict[str, FrozenFeatureEmbedding] = {}
 
         def feats(raws: Sequence[np.ndarray]) -> np.ndarray:
             c = spec.contract()
@@ -142,12 +146,9 @@ def baseline_methods(corpus: Corpus, trunk: Path | None) -> list[Method]:
                                              for r in raws]))
 
         def frozen(raws: Sequence[np.ndarray], fold: Fold) -> np.ndarray:
-            if fold.name not in stats:
-                f = feats(train_side(fold))
-                mu, sd = f.mean(0), f.std(0) + 1e-6
-                stats[fold.name] = (mu, sd, _unit((f - mu) / sd).mean(0))
-            mu, sd, c = stats[fold.name]
-            return _unit(_unit((feats(raws) - mu) / sd) - c)
+            if fold.name not in fitted:
+                fitted[fold.name] = FrozenFeatureEmbedding(feats(train_side(fold)))
+            return fitted[fold.name](feats(raws))
 
         methods.append(Method(f"ImageNet Lite{spec.variant}, frozen (no training)", frozen, True))
     return methods

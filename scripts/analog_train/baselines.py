@@ -8,6 +8,9 @@
   z-scored with statistics of the gallery. Pure numpy.
 * random network: the same architecture with its initial random weights (tells how much of the
   result is architecture prior rather than training).
+* frozen pretrained features (``FrozenFeatureEmbedding``): a trunk's pooled features with no
+  training, standardised and centred on the training side (evaluate.py's frozen baseline, and
+  how scripts/compare_trunks.py ranks candidate trunks).
 """
 
 from __future__ import annotations
@@ -110,3 +113,22 @@ class TextureDescriptor:
         if self.mu is None or self.sd is None:
             raise RuntimeError("fit the texture descriptor on the gallery first")
         return (texture_raw(images01) - self.mu) / self.sd
+
+
+class FrozenFeatureEmbedding:
+    """Features -> unit embeddings with statistics of a training side: standardise each feature,
+    L2-normalise, subtract the mean normalised training vector, L2-normalise again (the same
+    centring the learned head gets, so frozen and trained embeddings compare fairly)."""
+
+    def __init__(self, train_features: np.ndarray) -> None:
+        f = np.asarray(train_features, dtype=np.float64)
+        self.mu, self.sd = f.mean(0), f.std(0) + 1e-6
+        self.centre = _l2n((f - self.mu) / self.sd).mean(0)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        z = (np.asarray(features, dtype=np.float64) - self.mu) / self.sd
+        return _l2n(_l2n(z) - self.centre)
+
+
+def _l2n(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -1,7 +1,13 @@
 from __future__ import annotations
 
 import numpy as np
-from analog_train.baselines import TextureDescriptor, glcm_features, lbp_histogram, raw_pixels
+from analog_train.baselines import (
+    FrozenFeatureEmbedding,
+    TextureDescriptor,
+    glcm_features,
+    lbp_histogram,
+    raw_pixels,
+)
 from analog_train.evaluation import TRANSFORMS
 
 
@@ -33,3 +39,20 @@ def test_invariance_transforms_keep_shape() -> None:
     for name, fn in TRANSFORMS.items():
         a, b = fn(img)
         assert a.shape == b.shape, name
+
+
+def test_frozen_feature_embedding_by_hand() -> None:
+    """Two training vectors (0, 0) and (2, 4): mean (1, 2), std (1, 2), so they standardise to
+    (-1, -1) and (1, 1); normalised, their mean (the centre) is (0, 0). A query (3, 2)
+    standardises to (2, 0) -> (1, 0) after normalising, minus the zero centre -> (1, 0)."""
+    train = np.array([[0.0, 0.0], [2.0, 4.0]])
+    emb = FrozenFeatureEmbedding(train)
+    np.testing.assert_allclose(emb.centre, [0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(emb(np.array([[3.0, 2.0]])), [[1.0, 0.0]], atol=1e-6)
+    # A non-zero centre (three training vectors) is removed between the two normalisations.
+    emb3 = FrozenFeatureEmbedding(np.array([[0.0, 0.0], [2.0, 4.0], [2.0, 0.0]]))
+    z = (np.array([3.0, 2.0]) - emb3.mu) / emb3.sd
+    want = z / np.linalg.norm(z) - emb3.centre
+    np.testing.assert_allclose(emb3(np.array([[3.0, 2.0]]))[0], want / np.linalg.norm(want),
+                               atol=1e-9)
+    assert np.linalg.norm(emb3.centre) > 0.1
