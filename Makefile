@@ -92,13 +92,17 @@ package: venv
 
 ## ---- model (offline; needs ../shared/data) ---------------------------------------------------
 # v2: frozen int8 EfficientNet-Lite2 trunk + Siamese head, chosen by grouped cross-validation
-# (about 30 min on 2 CPU cores; every step resumes from runs/v2). v1 (train-v1) is kept for
-# reference: scripts/evaluate.py compares against its archived export in models/archive/.
+# (about 30 min on 2 CPU cores). The trunk and the image features (most of the training time)
+# are cached in runs/v2 and reused; the heads (about 6 min) are retrained unless TRAIN_ARGS says
+# "--skip-cv-if-done --resume" (keep the fold models, continue the final head's checkpoint).
+# v1 (train-v1) is kept for reference: scripts/evaluate.py compares against its archived export
+# in models/archive/.
 RUN ?= runs/v2
 RUN_V1 ?= runs/siamese
+TRAIN_ARGS ?=
 
 train: venv
-	$(PY) scripts/train_v2.py --data $(DATA) --run $(RUN) --cv
+	$(PY) scripts/train_v2.py --data $(DATA) --run $(RUN) --cv $(TRAIN_ARGS)
 
 export: venv
 	test -f $(RUN)/model.onnx || { echo "no $(RUN)/model.onnx: run 'make train' first" >&2; exit 1; }

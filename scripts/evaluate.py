@@ -69,6 +69,14 @@ MARS_ORDER = ("mars:other", "mars:edge", "mars:crater", "mars:dark_dune", "mars:
               "mars:slope_streak")
 
 
+def eta(start: float, done: int, total: int) -> str:
+    """"elapsed, ETA" of ``done`` of ``total`` similar steps begun at ``start`` (a full run is
+    about a quarter of an hour, so it says how long is left)."""
+    spent = time.time() - start
+    left = spent / max(done, 1) * (total - done)
+    return f"{spent:.0f} s, ETA {left / 60:.1f} min"
+
+
 def load_corpus(data: Path) -> tuple[Corpus, list, dict]:
     labels = read_labels(data / HIRISE_DIR / "labels.csv")
     aid = list_aid(data)
@@ -217,24 +225,26 @@ def main(argv: list[str] | None = None) -> int:
         methods.append(onnx_method("v1 (1.1.0)", lambda f: str(args.previous), False))
     methods += baseline_methods(corpus, args.trunk)
     per_fold: dict[str, list[dict]] = {m.name: [] for m in methods}
-    for fold in folds:
-        for m in methods:
+    t_folds, n_runs = time.time(), len(folds) * len(methods) + len(methods)  # + head-to-head
+    for i, fold in enumerate(folds):
+        for j, m in enumerate(methods):
             per_fold[m.name].append(evaluate_fold(m, corpus, fold, args.n_invariance, args.seed))
             r = per_fold[m.name][-1]
             print(f"{fold.name} {m.name}: kNN {r['knn_accuracy']:.3f} F1 {r['macro_f1']:.3f} "
                   f"lift {r['e2m_lift']:.2f} inv {r['invariance_gap']:.3f} "
-                  f"({time.time() - t0:.0f} s)", flush=True)
+                  f"({eta(t_folds, i * len(methods) + j + 1, n_runs)})", flush=True)
         for m in methods:  # per-fold embeddings are not needed again
             m.cache.pop(fold.name, None)
     summary = {name: summarise(rows) for name, rows in per_fold.items()}
     head_to_head: dict[str, dict] = {}
     if args.previous_split.is_file() and (fold_dir / f"{PREVIOUS_SPLIT}.onnx").exists():
         split = previous_model_split(json.loads(args.previous_split.read_text()))
-        for m in methods:
+        for j, m in enumerate(methods):
             r = evaluate_fold(m, corpus, split, args.n_invariance, args.seed)
             head_to_head[m.name] = {k: v for k, v in r.items() if k != "confusion"}
             print(f"{split.name} {m.name}: kNN {r['knn_accuracy']:.3f} "
-                  f"mAP@R {r['map_at_r_macro']:.3f} lift {r['e2m_lift']:.2f}", flush=True)
+                  f"mAP@R {r['map_at_r_macro']:.3f} lift {r['e2m_lift']:.2f} "
+                  f"({eta(t_folds, len(folds) * len(methods) + j + 1, n_runs)})", flush=True)
             m.cache.pop(split.name, None)
     args.out.mkdir(parents=True, exist_ok=True)
     table = markdown(summary, len(folds))
@@ -253,9 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "cv_metrics.md").write_text(table_all + "\n")
     print(table_all)
     classes = [c for c in MARS_ORDER if c in set(corpus.label)]
-    cm = confusion(per_fold["v2 (this model)"], classes)
-    confusion_figure(cm, [c.split(":")[1] for c in classes], args.figures / "confusion_v2.png",
-                     "v2, grouped CV: truth (rows) x kNN prediction")
+    for name, stem in (("v2 (this model)", "confusion_v2"), ("v1 (1.1.0)", "confusion_v1")):
+        if name in per_fold:
+            confusion_figure(confusion(per_fold[name], classes),
+                             [c.split(":")[1] for c in classes], args.figures / f"{stem}.png",
+                             f"{name.split(' ')[0]}, grouped CV: truth (rows) x kNN prediction")
     if args.card is not None:
         thr = summary["v2 (this model)"]["verify_threshold_cos"]["mean"]
         stamp_threshold(args.model, thr)

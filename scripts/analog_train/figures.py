@@ -110,8 +110,11 @@ def confusion_figure(matrix: np.ndarray, classes: Sequence[str], out: Path, titl
               fill="black", font=font)
     for i in range(n):
         draw.text((8, top + i * cell + cell // 2 - 6), classes[i], fill="black", font=font)
-        draw.text((left + i * cell + 4, top + n * cell + 8), classes[i][:10], fill="black",
-                  font=font)
+        # column labels: one word per line ("slope_streak" -> "slope" / "streak"), so no
+        # class name is cut at the cell width
+        for k, word in enumerate(classes[i].split("_")):
+            draw.text((left + i * cell + 4, top + n * cell + 8 + 12 * k), word, fill="black",
+                      font=font)
         for j in range(n):
             v = float(matrix[i, j])
             shade = int(255 * (1 - v))

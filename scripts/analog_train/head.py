@@ -73,8 +73,9 @@ def training_views(views: np.ndarray, clean: np.ndarray, copies: int) -> np.ndar
     """``(N, K + copies, F)``: the random views plus the clean whole-image feature ``copies`` times.
 
     Why: positives then also pair a distorted view with the undistorted tile, which is what the
-    library and most scored tiles look like; in grouped cross-validation this gave +0.02 kNN and
-    +0.05 macro-F1 on two independent view draws (the card's recipe section).
+    library and most scored tiles look like; with the v2.0 loss, the 8 grouped folds gave kNN
+    0.850 / macro-F1 0.776 with them against 0.847 / 0.759 without (the card's final-model
+    paragraph).
     """
     extra = np.repeat(clean[:, None, :], copies, axis=1)
     return np.concatenate([views, extra], axis=1)
