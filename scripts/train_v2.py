@@ -44,6 +44,7 @@ from analog_train.features import (  # noqa: E402
     build_trunk,
     calibration_inputs,
     compute_features,
+    trunk_key,
 )
 from analog_train.folds import (  # noqa: E402
     PREVIOUS_SPLIT,
@@ -143,10 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{len(corpus.raws)} images ({sum(corpus.mars)} HiRISE, "
         f"{len(corpus.raws) - sum(corpus.mars)} AID)")
     spec, cfg = TrunkSpec(), HeadConfig(seed=args.seed)
-    trunk = args.run / "trunk_int8.onnx"
-    if not trunk.exists():
+    trunk, stamp = args.run / "trunk_int8.onnx", args.run / "trunk_int8.key"
+    key = trunk_key(spec, args.seed, len(corpus.raws))
+    if not (trunk.exists() and stamp.is_file() and stamp.read_text() == key):
+        stamp.unlink(missing_ok=True)  # written only once the new trunk is complete
         calib = calibration_inputs(corpus.raws, spec, args.seed)
         trunk = build_trunk(spec, calib, args.run)
+        stamp.write_text(key)
         log(f"trunk quantized on {len(calib)} calibration inputs -> {trunk}")
     runner = TrunkRunner(trunk, cfg.threads, spec.views)
     feats = compute_features(corpus.raws, runner, spec, args.views, args.seed,

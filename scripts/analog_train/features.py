@@ -196,6 +196,18 @@ class FeatureSet:
     views: np.ndarray
 
 
+def trunk_key(spec: TrunkSpec, seed: int, n_images: int) -> str:
+    """What the quantized trunk depends on (spec, calibration seed and corpus size), hashed.
+
+    Why: ``train_v2.py`` reuses ``trunk_int8.onnx`` from an earlier run; without this key a
+    changed ``TrunkSpec`` (variant, size, taps) or a run killed mid-quantization would silently
+    reuse a stale or partial trunk, and the features cached under the new spec would come from it.
+    """
+    blob = json.dumps([asdict(spec), asdict(ViewConfig()), seed, n_images], sort_keys=True,
+                      default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
 def calibration_inputs(raws: Sequence[np.ndarray], spec: TrunkSpec, seed: int) -> np.ndarray:
     """Prepared whole images and random views of a seeded sample (what the trunk will see)."""
     rng = np.random.default_rng(seed)

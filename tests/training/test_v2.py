@@ -19,7 +19,7 @@ from analog_train.efficientnet_lite import (
 )
 from analog_train.export import contract_metadata
 from analog_train.export_v2 import assemble
-from analog_train.features import TrunkSpec
+from analog_train.features import TrunkSpec, trunk_key
 from analog_train.folds import (
     PREVIOUS_SPLIT,
     make_folds,
@@ -228,3 +228,14 @@ def test_centre_images_are_the_mars_ones_unless_there_are_none() -> None:
                                   idx)
     earth_only = np.array([1, 3])
     np.testing.assert_array_equal(center_images(HeadConfig(), earth_only, mars), earth_only)
+
+
+def test_trunk_key_follows_what_the_trunk_depends_on() -> None:
+    """train_v2.py reuses trunk_int8.onnx only under the same key: a changed variant, input
+    size, calibration seed or corpus must rebuild it; the same inputs must not."""
+    base = trunk_key(TrunkSpec(), 0, 100)
+    assert base == trunk_key(TrunkSpec(), 0, 100)
+    changed = {trunk_key(TrunkSpec(variant=0), 0, 100),
+               trunk_key(TrunkSpec(input_size=144), 0, 100),
+               trunk_key(TrunkSpec(), 1, 100), trunk_key(TrunkSpec(), 0, 101)}
+    assert base not in changed and len(changed) == 4
