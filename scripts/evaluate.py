@@ -62,6 +62,7 @@ from analog_train.folds import (  # noqa: E402
     make_folds,
     previous_model_split,
 )
+from analog_train.metrics import l2n  # noqa: E402
 
 from analog_plugin.core.preprocess import prepare_image, unit_contract  # noqa: E402
 
@@ -101,11 +102,6 @@ def unit01(raws: Sequence[np.ndarray], size: int = 96) -> np.ndarray:
     return np.stack([prepare_image(np.asarray(r, np.float32), c)[0] for r in raws])
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def baseline_methods(corpus: Corpus, trunk: Path | None) -> list[Method]:
     """Training-free (or fitted-per-fold) baselines; each sees the training side only."""
     def train_side(fold: Fold) -> list[np.ndarray]:
@@ -113,14 +109,14 @@ def baseline_methods(corpus: Corpus, trunk: Path | None) -> list[Method]:
         return [r for r, v, m in zip(corpus.raws, val, corpus.mars, strict=True) if m and not v]
 
     def raw32(raws: Sequence[np.ndarray], fold: Fold) -> np.ndarray:
-        return _unit(raw_pixels(unit01(raws), 32))
+        return l2n(raw_pixels(unit01(raws), 32))
 
     textures: dict[str, TextureDescriptor] = {}
 
     def texture(raws: Sequence[np.ndarray], fold: Fold) -> np.ndarray:
         if fold.name not in textures:
             textures[fold.name] = TextureDescriptor().fit(unit01(train_side(fold)[::4]))
-        return _unit(textures[fold.name](unit01(raws)))
+        return l2n(textures[fold.name](unit01(raws)))
 
     import torch
     from analog_train.net import EmbeddingNet
@@ -137,7 +133,7 @@ def baseline_methods(corpus: Corpus, trunk: Path | None) -> list[Method]:
     def random_cnn(raws: Sequence[np.ndarray], fold: Fold) -> np.ndarray:
         if fold.name not in centres:
             centres[fold.name] = rnd_raw(train_side(fold)).mean(0)
-        return _unit(rnd_raw(raws) - centres[fold.name])
+        return l2n(rnd_raw(raws) - centres[fold.name])
 
     methods = [Method("raw pixels 32x32", raw32), Method("LBP+GLCM texture", texture, True),
                Method("random-weight CNN", random_cnn, True)]
@@ -252,14 +248,12 @@ def main(argv: list[str] | None = None) -> int:
            "per_fold": {n: [{k: v for k, v in r.items() if k != "confusion"} for r in rows]
                         for n, rows in per_fold.items()},
            "head_to_head": head_to_head, "seconds": time.time() - t0}
-    (args.out / "cv_metrics.json").write_text(json.dumps(doc, indent=1))
+    table_all = table
     if head_to_head:
         table_v1 = head_to_head_markdown(head_to_head)
         doc["head_to_head_table"] = table_v1
-        (args.out / "cv_metrics.json").write_text(json.dumps(doc, indent=1))
-        table_all = table + "\n\n" + table_v1
-    else:
-        table_all = table
+        table_all += "\n\n" + table_v1
+    (args.out / "cv_metrics.json").write_text(json.dumps(doc, indent=1))
     (args.out / "cv_metrics.md").write_text(table_all + "\n")
     print(table_all)
     classes = [c for c in MARS_ORDER if c in set(corpus.label)]

@@ -19,6 +19,8 @@ import numpy as np
 
 from analog_plugin.core.preprocess import resize
 
+from .metrics import l2n
+
 _RIU2_CACHE: dict[int, np.ndarray] = {}
 
 
@@ -123,12 +125,8 @@ class FrozenFeatureEmbedding:
     def __init__(self, train_features: np.ndarray) -> None:
         f = np.asarray(train_features, dtype=np.float64)
         self.mu, self.sd = f.mean(0), f.std(0) + 1e-6
-        self.centre = _l2n((f - self.mu) / self.sd).mean(0)
+        self.centre = l2n((f - self.mu) / self.sd).mean(0)
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         z = (np.asarray(features, dtype=np.float64) - self.mu) / self.sd
-        return _l2n(_l2n(z) - self.centre)
-
-
-def _l2n(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return l2n(l2n(z) - self.centre)

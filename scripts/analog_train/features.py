@@ -203,9 +203,12 @@ def trunk_key(spec: TrunkSpec, seed: int, n_images: int) -> str:
     changed ``TrunkSpec`` (variant, size, taps) or a run killed mid-quantization would silently
     reuse a stale or partial trunk, and the features cached under the new spec would come from it.
     """
-    blob = json.dumps([asdict(spec), asdict(ViewConfig()), seed, n_images], sort_keys=True,
-                      default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+    return _digest([asdict(spec), asdict(ViewConfig()), seed, n_images])
+
+
+def _digest(parts: list[Any], length: int = 16) -> str:
+    """Short sha1 of ``parts`` as JSON: the cache keys of the trunk and of the features."""
+    return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:length]
 
 
 def calibration_inputs(raws: Sequence[np.ndarray], spec: TrunkSpec, seed: int) -> np.ndarray:
@@ -230,9 +233,7 @@ def compute_features(raws: Sequence[np.ndarray], runner: TrunkRunner, spec: Trun
     under ``cache`` (a rerun resumes; image i's views come from its own seeded RNG, so chunking
     does not change them)."""
     contract, cfg = spec.contract(), ViewConfig()
-    key = hashlib.sha1(json.dumps([asdict(spec), asdict(contract), asdict(cfg), n_views, seed,
-                                   len(raws)],
-                                  default=str).encode()).hexdigest()[:12]
+    key = _digest([asdict(spec), asdict(contract), asdict(cfg), n_views, seed, len(raws)], 12)
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     t0 = time.time()
     for start in range(0, len(raws), chunk):
