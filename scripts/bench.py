@@ -13,6 +13,9 @@ What is measured, and why each number exists:
   before AND right after every e2e and baseline run (each a median of three 2 s windows, which
   ignores one stalled window), and each run is compared with the mean of its own two brackets;
   ``e2e / baseline`` is the ratio of the two bracketed ratios.
+* **engine inference ceiling** - onnxruntime alone run as the engine runs it (its workers side
+  by side, each in runs of 8 tiles of 128 px on CPU): faster than one 64-tile run on 2 threads,
+  so the e2e ratio is also given against it (measured once, at the start, after model-only).
 * **baseline** - a plain sequential read -> stretch -> infer -> write loop written here (no
   threads, no tricks): what a straightforward script gets. ``e2e / baseline`` says whether the
   engine's machinery pays for itself; ``baseline / model-only`` shows the cost of I/O + numpy.
@@ -53,7 +56,7 @@ from analog_bench import REPO  # noqa: E402
 from analog_bench.baseline import run_baseline, tile_windows  # noqa: E402
 from analog_bench.e2e import qgis_startup_s, run_e2e  # noqa: E402
 from analog_bench.machine import Progress, machine_facts, usable_cpus  # noqa: E402
-from analog_bench.model_only import model_only  # noqa: E402
+from analog_bench.model_only import engine_layout_only, model_only  # noqa: E402
 from analog_bench.report import (  # noqa: E402
     linear_fit,
     memory_table,
@@ -160,6 +163,22 @@ def assemble(plan: Plan, args: argparse.Namespace, results: dict[tuple[str, str,
     return rows, memory
 
 
+def engine_ceiling(mo: dict[str, Any], threads: int,
+                   args: argparse.Namespace) -> dict[str, Any]:
+    """The engine's inference ceiling (:func:`engine_layout_only`), measured right after the
+    batch model-only reference, and their ratio ``speedup`` (the e2e ratio divided by it is the
+    ratio against the ceiling)."""
+    from analog_plugin.core.model import cpu_run_tiles
+
+    size = int(mo["input_shape"][2])
+    run_tiles = args.batch if args.device == "cuda" else min(args.batch, cpu_run_tiles(size))
+    ceiling = engine_layout_only(threads, run_tiles, args.device)
+    print(f"engine layout, inference only ({ceiling['workers']} workers x "
+          f"{ceiling['intra_op_threads']} thread(s), runs of {run_tiles} tiles): "
+          f"{ceiling['tiles_per_s']:.0f} tiles/s", flush=True)
+    return {**ceiling, "speedup": ceiling["tiles_per_s"] / mo["tiles_per_s"]}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--sizes", default="2048,8192,16384,32768",
@@ -193,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     mo = model_only(threads, args.batch, args.device)
     print(f"model-only ({mo['provider']}, {threads} threads, batch {args.batch}, input "
           f"{mo['input_shape']}): {mo['tiles_per_s']:.0f} tiles/s", flush=True)
+    ceiling = engine_ceiling(mo, threads, args)
     plan = make_plan(args)
     results = execute(plan, args, threads, mo["tiles_per_s"])
     startup = qgis_startup_s(args.out_dir, qgis_env(threads))
@@ -204,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     print(throughput_table(rows))
     print("\n## Peak RSS and wall vs scene size (tile128)\n")
     print(memory_table(memory, fit))
+    print(f"\nAgainst the engine's inference ceiling ({ceiling['tiles_per_s']:.0f} tiles/s, "
+          f"{ceiling['speedup']:.2f}x the batch-{args.batch} model-only): "
+          + ", ".join(f"{r['config']} {r['e2e_vs_model'] / ceiling['speedup']:.2f}" for r in rows))
     report = {"machine": facts, "batch": args.batch, "model_only": mo,
-              "qgis_startup_s": startup, "configs": rows,
+              "engine_inference_ceiling": ceiling, "qgis_startup_s": startup, "configs": rows,
               "memory": memory, "fit": fit}
     text = json.dumps(no_nan(report), indent=2, default=str)
     (args.out_dir / "bench.json").write_text(text)

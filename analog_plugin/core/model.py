@@ -28,14 +28,25 @@ CUDA = "CUDAExecutionProvider"
 DEVICES = ("auto", "cpu", "cuda")
 NORM_TOLERANCE = 1e-3
 """Allowed deviation of embedding L2 norms from 1 (float32 rounding is ~1e-7)."""
-CPU_RUN_TILES = 32
-"""Most tiles one onnxruntime run gets on CPU; a longer batch is run in slices of this size.
+CPU_RUN_PIXELS = 8 * 128 * 128
+"""Most input pixels (tiles x S x S) one onnxruntime run gets on CPU; a longer batch is run in
+slices of :func:`cpu_run_tiles` = CPU_RUN_PIXELS // (S x S) tiles (8 for the shipped 128 px
+model, 14 for a 96 px one, at least 1).
 
-Why: onnxruntime's arena keeps the largest activations of any run, per concurrent run, so peak
-memory grows with the run's batch while throughput stops growing long before (the 2-core bench,
-two workers: batch 64 in one run peaked 96 MB higher than two runs of 32, at the same tiles/s).
-The stream's BATCH_SIZE still decides how many tiles are read, prepared and written together.
-On CUDA a whole batch goes in one run: the GPU wants big batches and its memory is its own."""
+Why: a convnet's early activations grow with the run's batch (32 channels x 64 x 64 floats per
+128 px tile in the first layer: 33 MB for 64 tiles, 4 MB for 8). Past the CPU's cache every layer
+streams them through memory, so a small run is faster per tile, and onnxruntime's arena (which
+keeps the largest activations of any run, per concurrent run) stays small. Measured on the 2-core
+bench machine with model 2.3.0, two 1-thread runs side by side: 1910-1931 tiles/s at 8 tiles per
+run, 1877-1888 at 16, 1585-1623 at 32, 1403-1428 at 64; the whole 16384^2 px scoring job went
+from 1344 tiles/s (32) to 1609-1650 (8-12) with 40 MB less peak memory. The stream's BATCH_SIZE
+still decides how many tiles are read, prepared and written together. On CUDA a whole batch goes
+in one run: the GPU wants big batches and its memory is its own."""
+
+
+def cpu_run_tiles(input_size: int) -> int:
+    """Tiles per onnxruntime run on CPU for an ``input_size`` px model (see CPU_RUN_PIXELS)."""
+    return max(1, CPU_RUN_PIXELS // max(1, input_size * input_size))
 
 
 def select_providers(device: str, available: Sequence[str]) -> list[str]:
@@ -258,7 +269,7 @@ class EmbeddingModel:
             raise ValueError(f"batch shape {x.shape} does not match [N, {dims}]")
         if x.shape[0] == 0:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        step = x.shape[0] if self.provider == CUDA else CPU_RUN_TILES
+        step = x.shape[0] if self.provider == CUDA else cpu_run_tiles(self.input_size)
         parts = [self._session.run([self.output_name], {self.input_name: x[i:i + step]})[0]
                  for i in range(0, x.shape[0], step)]
         out = np.asarray(parts[0] if len(parts) == 1 else np.concatenate(parts), np.float32)

@@ -10,15 +10,15 @@ Order, for a batch ``(N, B, h, w)`` of raw pixel values (any dtype, any window s
 
 1. invalid pixels (nodata, outside the raster or mask) -> the tile's valid mean per band, so they
    neither bias the stretch nor leak extreme values;
-2. area-average resize to the model's ``S x S`` (two small matrix products per band: exact area
-   weights, fast in float32 for any ratio, e.g. 256 -> 96);
+2. area-average resize to the model's ``S x S`` (:mod:`.area_resize`: exact area weights, fast
+   in float32 for any ratio, e.g. 256 -> 96);
 3. stretch to 0..1 per band: ``tile`` mode uses the tile's own 2-98 % percentiles with the span
    floored at ``min_span_fraction`` of the layer's span (a flat tile stays flat instead of becoming
    amplified noise), taken over every ``percentile_step``-th row and column of the resized tile
    (step 2 reads a quarter of the pixels: the 2-98 % ranks of 2,304 or more samples move by well
    under one grey level, and the selection, the costliest step, runs 4x faster; training uses the
-   same step, so the model sees exactly these numbers); ``layer`` mode uses the layer's
-   percentiles for every tile;
+   same step, so the model sees exactly these numbers; :mod:`.tile_percentiles` selects them for
+   a whole batch at once); ``layer`` mode uses the layer's percentiles for every tile;
 4. bands -> model channels (RGB -> BT.601 luma for a 1-channel model, 1 band repeated for 3);
 5. ``(x - mean) / std`` per channel.
 
@@ -27,13 +27,14 @@ For one image file the "layer" is the image itself (:func:`image_stats`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
+
+from .area_resize import nearest_mask, resize_batch
+from .tile_percentiles import row_counts, row_percentiles
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 """ITU-R BT.601 luma weights: how RGB Earth imagery becomes panchromatic-like grayscale."""
@@ -137,148 +138,28 @@ def image_stats(
     return band_stats(image if image.ndim == 3 else image[None], valid, contract.percentiles)
 
 
-@lru_cache(maxsize=64)
-def area_weights(n_in: int, n_out: int) -> np.ndarray:
-    """``(n_out, n_in)`` float32 matrix whose rows average the input interval each output cell
-    covers (exact area weights; bilinear-like tent weights when enlarging)."""
-    w = np.zeros((n_out, n_in), dtype=np.float64)
-    if n_in >= n_out:
-        edges = np.linspace(0.0, n_in, n_out + 1)
-        for i in range(n_out):
-            a, b = edges[i], edges[i + 1]
-            j0, j1 = int(np.floor(a)), int(np.ceil(b))
-            for j in range(j0, min(j1, n_in)):
-                w[i, j] = min(b, j + 1) - max(a, j)
-            w[i] /= b - a
-    else:  # enlarge: linear interpolation, pixel centres aligned
-        pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-        i0 = np.floor(pos).astype(int)
-        i1 = np.minimum(i0 + 1, n_in - 1)
-        t = pos - i0
-        w[np.arange(n_out), i0] += 1 - t
-        w[np.arange(n_out), i1] += t
-    w.setflags(write=False)
-    return w.astype(np.float32)
-
-
-BLOCK_MAX = 64
-"""Ratios p:q (lowest terms) with p up to this are resized block by block (see resize_batch)."""
-
-
-INTEGER_FACTOR_MAX = 8
-"""Whole-number shrink factors up to this are averaged with strided adds (see _shrink_axis)."""
-
-
-def _whole_factor(n_in: int, size: int) -> bool:
-    """True when ``n_in`` shrinks to ``size`` by a whole factor of at most INTEGER_FACTOR_MAX."""
-    return n_in > size and n_in % size == 0 and n_in // size <= INTEGER_FACTOR_MAX
-
-
-def _shrink_axis(x: np.ndarray, axis: int, k: int) -> np.ndarray:
-    """Average each run of ``k`` samples along ``axis`` (float32): the area weights of an exact
-    k:1 shrink are all 1/k, so k strided slices added up give the same numbers as the matrix
-    product without its BLAS call (a 256 -> 128 px tile: ~4x faster; the 2-core bench's
-    resampled-tile configuration spent 11 % of its time preparing tiles)."""
-    idx: list[slice] = [slice(None)] * x.ndim
-    idx[axis] = slice(0, None, k)
-    out = np.array(x[tuple(idx)], dtype=np.float32)
-    for j in range(1, k):
-        idx[axis] = slice(j, None, k)
-        out += x[tuple(idx)]
-    out *= np.float32(1.0 / k)
-    return out
-
-
-def _resize_last(x: np.ndarray, size: int) -> np.ndarray:
-    """Area-resize the last axis of ``x`` (float32) to ``size``."""
-    n_in = x.shape[-1]
-    if n_in == size:
-        return x
-    if _whole_factor(n_in, size):
-        return _shrink_axis(x, -1, n_in // size)
-    g = math.gcd(n_in, size)
-    p, q = n_in // g, size // g
-    if p <= BLOCK_MAX and n_in > size:
-        # The weights repeat every p inputs / q outputs: one (rows, p) @ (p, q) product (a
-        # single BLAS call), q multiply-adds per input pixel instead of `size` with the full
-        # matrix.
-        flat = np.ascontiguousarray(x).reshape(-1, p)
-        return (flat @ area_weights(p, q).T).reshape(*x.shape[:-1], size)
-    return x @ area_weights(n_in, size).T
-
-
-def resize_batch(x: np.ndarray, size: int) -> np.ndarray:
-    """``(..., h, w)`` -> ``(..., size, size)`` float32 by area averaging (see area_weights):
-    each axis on its own (the same exact weights either way): whole-number shrinks by strided
-    adds, other ratios block-wise when the ratio allows."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[-2:] == (size, size):
-        return x
-    h = x.shape[-2]
-    if _whole_factor(h, size):  # rows first, on the contiguous axis: no transposed copies
-        return _resize_last(_shrink_axis(x, -2, h // size), size)
-    x = _resize_last(x, size)
-    x = _resize_last(np.ascontiguousarray(np.swapaxes(x, -1, -2)), size)
-    return np.ascontiguousarray(np.swapaxes(x, -1, -2))
-
-
-def resize(image: np.ndarray, size: int) -> np.ndarray:
-    """``(C, H, W)`` -> ``(C, size, size)`` float32 (kept for callers that resize one image)."""
-    return resize_batch(image, size)
-
-
 def _fill_invalid(pixels: np.ndarray, valid: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """Raw ``(N, B, h, w)`` -> float32 with each tile's invalid pixels set to that tile's valid
-    mean per band (``fallback`` when it has none). Vectorised over the batch: zero the invalid
-    pixels, sum, divide by the valid count, write the means back (no per-tile loop; 4x faster
-    than one boolean selection per tile on 256 px tiles)."""
+    mean per band (``fallback`` when it has none). Vectorised over the tiles that have invalid
+    pixels (the others are only converted): zero the invalid pixels, sum, divide by the valid
+    count, write the means back (no per-tile loop; 4x faster than one boolean selection per tile
+    on 256 px tiles)."""
     x = np.array(pixels, dtype=np.float32)  # always a copy: the caller's pixels stay intact
-    invalid = np.broadcast_to(~valid[:, None], x.shape)
-    np.copyto(x, 0.0, where=invalid)
-    count = valid.sum(axis=(1, 2), dtype=np.int64)[:, None]
-    sums = x.sum(axis=(2, 3), dtype=np.float64)
-    means = np.where(count > 0, sums / np.maximum(count, 1),
+    n = x.shape[0]
+    count = row_counts(valid.reshape(n, -1))
+    part = np.flatnonzero(count < valid[0].size)
+    if part.size == 0:
+        return x
+    sub, ok = x[part], valid[part]
+    invalid = np.broadcast_to(~ok[:, None], sub.shape)
+    np.copyto(sub, 0.0, where=invalid)
+    sums = sub.reshape(*sub.shape[:2], -1).sum(axis=-1, dtype=np.float64)
+    c = count[part][:, None]
+    means = np.where(c > 0, sums / np.maximum(c, 1),
                      np.asarray(fallback, dtype=np.float64)[None, :]).astype(np.float32)
-    np.copyto(x, np.broadcast_to(means[:, :, None, None], x.shape), where=invalid)
+    np.copyto(sub, np.broadcast_to(means[:, :, None, None], sub.shape), where=invalid)
+    x[part] = sub
     return x
-
-
-def _percentiles(
-    flat: np.ndarray, q: np.ndarray, n_valid: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``np.percentile(values, q)`` (linear method) of the last axis, two percentiles per row.
-
-    With ``n_valid`` (per row), invalid values must have been set to +inf so they order last, and
-    each row's percentiles are taken over its first ``n_valid`` values. Why a partition and not a
-    sort: only the four order statistics around the two ranks are needed, and ``np.partition``
-    finds them in linear time (half the cost of sorting a 96 x 96 tile); rows are grouped by their
-    valid count so a batch of whole tiles is one call.
-    """
-    rows = flat.reshape(-1, flat.shape[-1])
-    n = (np.full(rows.shape[0], rows.shape[-1]) if n_valid is None
-         else np.asarray(n_valid).reshape(-1))
-    out = np.empty((2, rows.shape[0]), dtype=np.float64)
-    for count in np.unique(n):
-        sel = np.flatnonzero(n == count)
-        last = max(int(count) - 1, 0)
-        pos = [frac * last for frac in q / 100.0]
-        lo_i = [int(np.floor(p)) for p in pos]
-        hi_i = [min(i + 1, last) for i in lo_i]
-        part = np.partition(rows[sel], sorted(set(lo_i + hi_i)), axis=-1)
-        for k, (p, i, j) in enumerate(zip(pos, lo_i, hi_i, strict=True)):
-            t = np.float32(p - i)
-            out[k, sel] = part[:, i] * (1 - t) + part[:, j] * t
-    shape = flat.shape[:-1]
-    return out[0].reshape(shape), out[1].reshape(shape)
-
-
-def _nearest_mask(valid: np.ndarray, size: int) -> np.ndarray:
-    """``(N, h, w)`` validity sampled at the centres of a ``size x size`` grid (no arithmetic:
-    which resized pixels may enter the percentile sample)."""
-    h, w = valid.shape[-2:]
-    iy = ((np.arange(size) + 0.5) * h / size).astype(np.int64)
-    ix = ((np.arange(size) + 0.5) * w / size).astype(np.int64)
-    return valid[:, iy][:, :, ix]
 
 
 def _tile_bounds(
@@ -294,13 +175,8 @@ def _tile_bounds(
     n, b = x.shape[:2]
     flat = x.reshape(n, b, -1)
     q = np.asarray(contract.percentiles, dtype=np.float64)
-    if valid is None:
-        lo, hi = _percentiles(flat, q)
-    else:
-        v = valid.reshape(n, 1, -1)
-        v = np.where(v.any(axis=-1, keepdims=True), v, True)  # no valid pixel: use them all
-        lo, hi = _percentiles(np.where(v, flat, np.inf), q,
-                                     np.broadcast_to(v.sum(axis=-1), (n, b)))
+    v = None if valid is None else valid.reshape(n, 1, -1)
+    lo, hi = row_percentiles(flat, q, v)  # a tile with no valid pixel: over all of them
     floor = contract.min_span_fraction * layer.span[None, :]
     short = (hi - lo) < floor
     if short.any():
@@ -351,7 +227,7 @@ def prepare_batch(
         x = np.asarray(pixels, dtype=np.float32)
     size = contract.input_size
     x = resize_batch(x, size)
-    small_valid = None if valid is None else _nearest_mask(valid, size)
+    small_valid = None if valid is None else nearest_mask(valid, size)
     if contract.stretch == "tile":
         lo, hi = _tile_bounds(x, small_valid, contract, layer)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,45 @@ def model_only(threads: int, batch: int, device: str, model: Path = MODEL,
     return {"tiles_per_s": float(np.median(rates)), "window_tiles_per_s": rates,
             "batches": batches, "seconds": seconds,
             "input_shape": [batch, c, s, s], "provider": sess.get_providers()[0]}
+
+
+def engine_layout_only(threads: int, run_tiles: int, device: str, model: Path = MODEL,
+                       windows: int = MODEL_ONLY_WINDOWS) -> dict[str, Any]:
+    """Tiles/s of onnxruntime alone run the way the engine runs it: ``plan_workers(threads)``
+    worker threads sharing one session (each with the engine's intra-op threads), each running
+    ``run_tiles``-tile batches back to back; the median of ``windows`` windows.
+
+    Why: this is the engine's inference ceiling (nothing read, prepared or written). On 2 cores
+    two 1-thread runs of 8 tiles side by side are faster than one 2-thread run of 64 (the
+    issue's reference), so the e2e ratio to this one says how much of the achievable rate the
+    reading, preparing, writing and start-up cost."""
+    from analog_plugin.core.threads import plan_workers
+
+    provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
+    workers, intra = plan_workers(threads, provider)
+    sess = make_session(intra, device, model)
+    name, c, s, _, _ = model_input(sess)
+    x = np.random.default_rng(0).standard_normal((run_tiles, c, s, s)).astype(np.float32)
+    for _ in range(3):
+        sess.run(None, {name: x})
+    counts = [0] * workers
+
+    def loop(i: int, deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            sess.run(None, {name: x})
+            counts[i] += run_tiles
+
+    rates = []
+    for _ in range(max(1, windows)):
+        counts[:] = [0] * workers
+        t0 = time.perf_counter()
+        pool = [threading.Thread(target=loop, args=(i, t0 + MODEL_ONLY_MIN_S))
+                for i in range(workers)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        rates.append(sum(counts) / (time.perf_counter() - t0))
+    return {"tiles_per_s": float(np.median(rates)), "window_tiles_per_s": rates,
+            "workers": workers, "intra_op_threads": intra, "run_tiles": run_tiles,
+            "provider": sess.get_providers()[0]}

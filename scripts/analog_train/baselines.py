@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analog_plugin.core.preprocess import resize
+from analog_plugin.core.area_resize import resize
 
 from .metrics import l2n
 

@@ -13,12 +13,13 @@ import pytest
 from PIL import Image
 
 from analog_plugin.core import threads
+from analog_plugin.core.area_resize import area_weights
 from analog_plugin.core.errors import ModelContractError
 from analog_plugin.core.image_files import read_image_file
 from analog_plugin.core.model import EmbeddingModel
 from analog_plugin.core.model_metadata import parse_metadata
 from analog_plugin.core.paths import bundled_model_path
-from analog_plugin.core.preprocess import PixelContract, area_weights, prepare_image, unit_contract
+from analog_plugin.core.preprocess import PixelContract, prepare_image, unit_contract
 from analog_plugin.core.raster_reader import RasterSource
 from analog_plugin.core.tiling import PixelWindow
 from tests.core.conftest import DATA, MakeRaster
@@ -41,7 +42,7 @@ def test_whole_number_shrink_is_the_block_mean_by_hand() -> None:
     """256 -> 128 and 6 -> 2 px take the strided-add path; the oracle is the block mean written
     out (4 x 4 -> 2 x 2 by hand, then a float64 reshape-mean), and a 5 -> 2 resize, which has
     no whole factor, still gives the area weights' numbers."""
-    from analog_plugin.core.preprocess import resize_batch
+    from analog_plugin.core.area_resize import resize_batch
 
     tile = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
     np.testing.assert_allclose(resize_batch(tile, 2)[0, 0], [[2.5, 4.5], [10.5, 12.5]])

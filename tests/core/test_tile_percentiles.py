@@ -1,0 +1,82 @@
+"""Per-row percentiles over valid values (core/tile_percentiles.py) and where masks land on the
+resized grid (core/area_resize.nearest_mask), against hand-computed values and np.percentile."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analog_plugin.core.area_resize import nearest_mask
+from analog_plugin.core.tile_percentiles import row_counts, row_percentiles
+
+
+def test_percentiles_over_valid_values_by_hand() -> None:
+    rows = np.array([[5, 1, 4, 2, 3], [10, 20, 30, 40, 50]], dtype=np.float32)
+    valid = np.array([[False, True, True, True, True], [True] * 5])
+    lo, mid, hi = row_percentiles(rows, np.array([25.0, 50.0, 100.0]), valid)
+    # row 0: 1, 2, 3, 4 -> 25 % at place 0.75 = 1.75, 50 % at 1.5 = 2.5, 100 % = 4 (not the 5)
+    np.testing.assert_array_equal(lo, [1.75, 20.0])
+    np.testing.assert_array_equal(mid, [2.5, 30.0])
+    np.testing.assert_array_equal(hi, [4.0, 50.0])
+
+
+def test_a_row_without_valid_values_uses_all_of_them() -> None:
+    rows = np.array([[4, 3, 2, 1]], dtype=np.float32)
+    lo, hi = row_percentiles(rows, np.array([0.0, 100.0]), np.zeros((1, 4), bool))
+    assert (lo[0], hi[0]) == (1.0, 4.0)
+
+
+def test_shape_follows_the_leading_axes_and_masks_broadcast_over_bands() -> None:
+    x = np.arange(2 * 3 * 10, dtype=np.float32).reshape(2, 3, 10)
+    valid = np.ones((2, 1, 10), bool)
+    valid[1, 0, 5:] = False  # tile 1: first half of every band
+    lo, hi = row_percentiles(x, np.array([0.0, 100.0]), valid)
+    assert lo.shape == hi.shape == (2, 3)
+    np.testing.assert_array_equal(hi[1], x[1, :, 4])
+    np.testing.assert_array_equal(hi[0], x[0, :, 9])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_rows=st.integers(1, 12),
+    length=st.integers(1, 300),
+    q=st.tuples(st.floats(0, 100), st.floats(0, 100)),
+    seed=st.integers(0, 2**32 - 1),
+    contiguous=st.booleans(),
+    levels=st.sampled_from([3, 256, 0]),  # ties (few grey levels) or continuous values
+)
+def test_equals_numpy_percentile_of_each_rows_valid_values(
+    n_rows: int, length: int, q: tuple[float, float], seed: int, contiguous: bool, levels: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    rows = (rng.integers(0, levels, (n_rows, length)) if levels
+            else rng.normal(100, 30, (n_rows, length))).astype(np.float32)
+    if contiguous:  # nodata edges: a valid run of random length per row (0 .. all)
+        start = rng.integers(0, length + 1, n_rows)
+        valid = np.arange(length)[None, :] >= start[:, None]
+    else:
+        valid = rng.random((n_rows, length)) < rng.random((n_rows, 1))
+    valid[0] = True  # always one whole row beside the partial ones
+    got = row_percentiles(rows, np.asarray(q), valid)
+    for r in range(n_rows):
+        values = rows[r][valid[r]] if valid[r].any() else rows[r]
+        want = np.percentile(values.astype(np.float64), q)
+        for k in range(2):
+            np.testing.assert_allclose(got[k][r], want[k], rtol=2e-6, atol=1e-4)
+    np.testing.assert_array_equal(row_counts(valid), valid.sum(axis=1))
+
+
+def test_nearest_mask_whole_factor_and_other_ratios_by_hand() -> None:
+    v = np.zeros((1, 4, 6), bool)
+    v[0, 1, 1] = v[0, 3, 4] = v[0, 0, 0] = True  # 2 x 2 centres on 4 x 6: rows 1, 3; cols 1, 4
+    np.testing.assert_array_equal(nearest_mask(v, 2)[0], [[True, False], [False, True]])
+    v2 = np.zeros((1, 4, 4), bool)
+    v2[0, 1, 1] = v2[0, 3, 3] = True  # 4 -> 2: samples at (1, 1), (1, 3), (3, 1), (3, 3)
+    np.testing.assert_array_equal(nearest_mask(v2, 2)[0], [[True, False], [False, True]])
+    v3 = np.zeros((1, 5, 5), bool)
+    v3[0, 0, 0] = v3[0, 4, 2] = True  # 5 -> 3: floor((i + .5) * 5 / 3) = 0, 2, 4
+    np.testing.assert_array_equal(nearest_mask(v3, 3)[0],
+                                  [[True, False, False], [False] * 3, [False, True, False]])
+    v4 = np.eye(2, dtype=bool)[None]  # 2 -> 4 (enlarge): floor((i + .5) / 2) = 0, 0, 1, 1
+    np.testing.assert_array_equal(nearest_mask(v4, 4)[0], np.kron(np.eye(2), np.ones((2, 2))))
