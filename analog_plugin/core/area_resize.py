@@ -109,9 +109,9 @@ def nearest_mask(valid: np.ndarray, size: int) -> np.ndarray:
     """``(N, h, w)`` validity sampled at the centres of a ``size x size`` grid (no arithmetic:
     which resized pixels may enter the percentile sample). Sample ``i`` of an axis of ``h`` is
     input ``floor((i + 0.5) h / size)``; for a whole shrink factor ``k`` that is ``i k + k // 2``,
-    a strided view (no copy), else one gather."""
+    a strided view of ``valid`` (read-only use: it is not a copy), else one gather (a copy)."""
     h, w = valid.shape[-2:]
-    if h % size == 0 and w % size == 0 and h >= size and w >= size:
+    if h % size == 0 and w % size == 0:
         ky, kx = h // size, w // size
         return valid[:, ky // 2::ky, kx // 2::kx]
     iy = ((np.arange(size) + 0.5) * h / size).astype(np.int64)

@@ -146,6 +146,8 @@ def _fill_invalid(pixels: np.ndarray, valid: np.ndarray, fallback: np.ndarray) -
     on 256 px tiles)."""
     x = np.array(pixels, dtype=np.float32)  # always a copy: the caller's pixels stay intact
     n = x.shape[0]
+    if n == 0:
+        return x
     count = row_counts(valid.reshape(n, -1))
     part = np.flatnonzero(count < valid[0].size)
     if part.size == 0:

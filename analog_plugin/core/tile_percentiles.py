@@ -2,7 +2,8 @@
 
 The per-tile stretch (:mod:`.preprocess`) needs the 2 % and 98 % points of every tile in a batch,
 and of the valid pixels only where a tile touches nodata. It is the costliest step of preparing a
-tile, so it is done here in linear time without a per-tile loop where possible:
+tile, so it is done here by linear-time selection (plus a sort of a few dozen values where
+tiles touch nodata), without a per-tile loop:
 
 * ``np.percentile`` (linear method) of ``c`` values at fraction ``f`` interpolates between the
   order statistics ``i = floor(f (c - 1))`` and ``min(i + 1, c - 1)``: only those are needed, and
@@ -17,8 +18,11 @@ tile, so it is done here in linear time without a per-tile loop where possible:
   that span, and a sort of the span orders them. On real HiRISE tiles with nodata edges this
   replaced one partition per distinct valid count.
 
-The interpolation arithmetic is numpy's (float32 ``v_i (1 - t) + v_j t``), so the figures equal
-``np.percentile`` of each row's valid values to float32 rounding (tested against it).
+The interpolation is the pixel contract's own float32 ``v_i (1 - t) + v_j t`` (what the engine
+always computed, and what the shipped model was trained on): bit for bit the same as a sort of each
+row's valid values followed by that formula (tested), and within float32 rounding of
+``np.percentile``, which computes in float64 (tested too). Values marked valid must be finite (the
+readers mark NaN and infinities invalid): a valid NaN would sort among the padding.
 """
 
 from __future__ import annotations

@@ -41,18 +41,28 @@ def test_analytic_embeddings_exact(mean_model: Path) -> None:
 
 
 def test_long_batch_runs_in_slices_in_order(mean_model: Path) -> None:
-    """150 tiles of 32 px = runs of 128 + 22 on CPU (8 x 128^2 px per run / 32^2 px per tile): every
-    tile keeps its own embedding in its own row (tile i has mean i / 70, the analytic model's
-    output follows the mean)."""
+    """150 tiles of 32 px = runs of 128 + 22 on CPU (8 x 128^2 px per run / 32^2 px per tile):
+    the session sees exactly those runs, and every tile keeps its own embedding in its own row
+    (tile i has mean i / 150, the analytic model's output follows the mean)."""
     from analog_plugin.core.model import cpu_run_tiles
     from analog_plugin.core.params import BATCH_SIZE
 
     assert [cpu_run_tiles(s) for s in (32, 96, 128, 224, 512)] == [128, 14, 8, 2, 1]
     assert "slices of 8 tiles of 128 px" in BATCH_SIZE.help  # the user-facing help agrees
     m = EmbeddingModel(mean_model, device="cpu")
+    runs: list[int] = []
+    real_run = m._session.run
+
+    class Recording:  # onnxruntime's session object does not take new attributes
+        def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            runs.append(len(next(iter(feeds.values()))))
+            return real_run(names, feeds)
+
+    m._session = Recording()
     means = np.arange(150, dtype=np.float32) / 150
     x = np.broadcast_to(means[:, None, None, None], (150, 1, 32, 32)).copy()
     e = m.embed(x)
+    assert runs == [128, 22]
     assert e.shape == (150, 2)
     want = np.stack([expected_mean_embedding(float(v)) for v in means])
     np.testing.assert_allclose(e, want, atol=1e-6)

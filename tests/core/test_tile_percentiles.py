@@ -1,5 +1,6 @@
-"""Per-row percentiles over valid values (core/tile_percentiles.py) and where masks land on the
-resized grid (core/area_resize.nearest_mask), against hand-computed values and np.percentile."""
+"""Per-row percentiles over valid values (core/tile_percentiles.py), where masks land on the
+resized grid (core/area_resize.nearest_mask) and the nodata fill before resizing, against
+hand-computed values, a sorting oracle, np.percentile and per-tile loops."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analog_plugin.core.area_resize import nearest_mask
+from analog_plugin.core.preprocess import _fill_invalid
 from analog_plugin.core.tile_percentiles import row_counts, row_percentiles
 
 
@@ -37,33 +39,51 @@ def test_shape_follows_the_leading_axes_and_masks_broadcast_over_bands() -> None
     np.testing.assert_array_equal(hi[0], x[0, :, 9])
 
 
+def contract_percentile(values: np.ndarray, frac: float) -> np.float32:
+    """The oracle: sort, take order statistics i = floor(f (c - 1)) and min(i + 1, c - 1), and
+    interpolate in float32 as the pixel contract does (v_i (1 - t) + v_j t)."""
+    v = np.sort(values.astype(np.float32))
+    pos = frac * (v.size - 1)
+    i = int(np.floor(pos))
+    j = min(i + 1, v.size - 1)
+    t = np.float32(pos - i)
+    return v[i] * (np.float32(1) - t) + v[j] * t  # float32 throughout
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     n_rows=st.integers(1, 12),
+    bands=st.integers(1, 3),
     length=st.integers(1, 300),
-    q=st.tuples(st.floats(0, 100), st.floats(0, 100)),
+    q=st.tuples(st.floats(0, 100), st.floats(0, 100), st.floats(0, 100)),
     seed=st.integers(0, 2**32 - 1),
     contiguous=st.booleans(),
     levels=st.sampled_from([3, 256, 0]),  # ties (few grey levels) or continuous values
 )
-def test_equals_numpy_percentile_of_each_rows_valid_values(
-    n_rows: int, length: int, q: tuple[float, float], seed: int, contiguous: bool, levels: int
+def test_equals_a_sort_of_each_rows_valid_values_bit_for_bit(
+    n_rows: int, bands: int, length: int, q: tuple[float, float, float], seed: int,
+    contiguous: bool, levels: int,
 ) -> None:
+    """Tiles x bands rows with one mask per tile shared by its bands (as the stretch calls it):
+    bit-identical to the sorting oracle, and within float32 rounding of np.percentile."""
     rng = np.random.default_rng(seed)
-    rows = (rng.integers(0, levels, (n_rows, length)) if levels
-            else rng.normal(100, 30, (n_rows, length))).astype(np.float32)
-    if contiguous:  # nodata edges: a valid run of random length per row (0 .. all)
+    shape = (n_rows, bands, length)
+    x = (rng.integers(0, levels, shape) if levels
+         else rng.normal(100, 30, shape)).astype(np.float32)
+    if contiguous:  # nodata edges: a valid run of random length per tile (0 .. all)
         start = rng.integers(0, length + 1, n_rows)
         valid = np.arange(length)[None, :] >= start[:, None]
     else:
         valid = rng.random((n_rows, length)) < rng.random((n_rows, 1))
-    valid[0] = True  # always one whole row beside the partial ones
-    got = row_percentiles(rows, np.asarray(q), valid)
+    valid[0] = True  # always one whole tile beside the partial ones
+    got = row_percentiles(x, np.asarray(q), valid[:, None, :])
     for r in range(n_rows):
-        values = rows[r][valid[r]] if valid[r].any() else rows[r]
-        want = np.percentile(values.astype(np.float64), q)
-        for k in range(2):
-            np.testing.assert_allclose(got[k][r], want[k], rtol=2e-6, atol=1e-4)
+        for b in range(bands):
+            values = x[r, b][valid[r]] if valid[r].any() else x[r, b]
+            want = np.percentile(values.astype(np.float64), q)
+            for k in range(3):
+                assert got[k][r, b] == contract_percentile(values, q[k] / 100.0)
+                np.testing.assert_allclose(got[k][r, b], want[k], rtol=2e-6, atol=1e-4)
     np.testing.assert_array_equal(row_counts(valid), valid.sum(axis=1))
 
 
@@ -80,3 +100,27 @@ def test_nearest_mask_whole_factor_and_other_ratios_by_hand() -> None:
                                   [[True, False, False], [False] * 3, [False, True, False]])
     v4 = np.eye(2, dtype=bool)[None]  # 2 -> 4 (enlarge): floor((i + .5) / 2) = 0, 0, 1, 1
     np.testing.assert_array_equal(nearest_mask(v4, 4)[0], np.kron(np.eye(2), np.ones((2, 2))))
+
+
+def test_fill_invalid_sets_each_tiles_valid_mean_per_band_and_leaves_whole_tiles_alone() -> None:
+    """A batch mixing a whole tile, partial tiles and a tile with no valid pixel, 2 bands: each
+    invalid pixel becomes its tile's valid mean of that band (a per-tile loop in float64), the
+    fallback where nothing is valid; valid pixels keep their values; the input is not changed."""
+    rng = np.random.default_rng(3)
+    px = rng.integers(0, 4000, (4, 2, 6, 5)).astype(np.uint16)
+    valid = np.ones((4, 6, 5), bool)
+    valid[1, :2] = False
+    valid[2] = rng.random((6, 5)) < 0.5
+    valid[3] = False
+    before = px.copy()
+    fallback = np.array([7.0, 9.0])
+    x = _fill_invalid(px, valid, fallback)
+    assert x.dtype == np.float32 and x.shape == px.shape
+    np.testing.assert_array_equal(px, before)
+    for t in range(4):
+        for b in range(2):
+            ok = valid[t]
+            fill = px[t, b][ok].astype(np.float64).mean() if ok.any() else fallback[b]
+            np.testing.assert_array_equal(x[t, b][ok], px[t, b][ok].astype(np.float32))
+            np.testing.assert_array_equal(x[t, b][~ok], np.float32(fill))
+    assert _fill_invalid(px[:0], valid[:0], fallback).shape == (0, 2, 6, 5)
