@@ -240,8 +240,8 @@ class TileEmbeddingStream:
         16384^2 px scene, 64 per chunk 2.1-2.4 s)."""
         contract = self.model.contract
         parts = []
-        h, w = item.pixels[0].shape[-2:] if item.pixels else (1, 1)
-        chunk = max(1, PREP_PIXELS // max(1, h * w))
+        h, w = item.pixels[0].shape[-2:]  # a raw batch holds at least one window
+        chunk = max(1, PREP_PIXELS // (h * w))
         for i in range(0, len(item.pixels), chunk):
             pix, val = item.pixels[i:i + chunk], item.valid[i:i + chunk]
             if len({p.shape for p in pix}) == 1:

@@ -8,15 +8,16 @@ tiles touch nodata), without a per-tile loop:
 * ``np.percentile`` (linear method) of ``c`` values at fraction ``f`` interpolates between the
   order statistics ``i = floor(f (c - 1))`` and ``min(i + 1, c - 1)``: only those are needed, and
   ``np.partition`` finds them without sorting (half the cost of a sort on a 96 x 96 tile).
-* Whole rows (no invalid value) need the same ranks: one partition for all of them.
+* A batch of whole rows (no invalid value) needs the same ranks: one partition for all of them.
 * Rows with different valid counts need different ranks, and numpy partitions a whole array at
   the same ranks. So invalid values are padded with ``+inf`` for a low percentile (valid values
   come first, rank ``r`` at place ``r``) and with ``-inf`` for a high one (valid values come last,
   at place ``L - c + r``). Either way a row's place moves by only ``min(f, 1 - f)`` per missing
   value, so the places all rows need lie in a short span ``[a, b]`` (at most 83 places for 2 %
   of 4,096 samples); one partition at ``a`` and ``b`` gathers exactly those order statistics in
-  that span, and a sort of the span orders them. On real HiRISE tiles with nodata edges this
-  replaced one partition per distinct valid count.
+  that span, and a sort of the span orders them; whole rows in such a batch take the same path
+  (their offset is 0 either way). On real HiRISE tiles with nodata edges this replaced one
+  partition per distinct valid count.
 
 The interpolation is the pixel contract's own float32 ``v_i (1 - t) + v_j t`` (what the engine
 always computed, and what the shipped model was trained on): bit for bit the same as a sort of each
@@ -42,18 +43,14 @@ def row_percentiles(
     out = np.empty((fracs.size, rows.shape[0]), dtype=np.float64)
     ok = None if valid is None else np.broadcast_to(valid, flat.shape).reshape(-1, length)
     counts = np.full(rows.shape[0], length) if ok is None else row_counts(ok)
-    whole = (counts == length) | (counts == 0)  # no valid value: use them all
-    if whole.all():  # the usual batch: one selection, no copy
-        _select(rows, fracs, np.full(rows.shape[0], length), out)
-    elif whole.any():
-        sub = np.empty((fracs.size, int(whole.sum())), dtype=np.float64)
-        _select(rows[whole], fracs, np.full(sub.shape[1], length), sub)
-        out[:, whole] = sub
-    if ok is not None and not whole.all():
-        part = ~whole
-        sub = np.empty((fracs.size, int(part.sum())), dtype=np.float64)
-        _select_padded(rows[part], ok[part], counts[part], fracs, sub)
-        out[:, part] = sub
+    empty = counts == 0
+    if ok is not None and empty.any():  # no valid value: use them all
+        ok = np.where(empty[:, None], True, ok)
+        counts = np.where(empty, length, counts)
+    if ok is None or (counts == length).all():  # the usual batch: one selection, no padding
+        _select(rows, fracs, counts, out)
+    else:
+        _select_padded(rows, ok, counts, fracs, out)
     shape = flat.shape[:-1]
     return tuple(out[k].reshape(shape) for k in range(fracs.size))
 

@@ -61,3 +61,17 @@ def test_model_only_reports_the_median_window(tmp_path: Path,
     assert res["tiles_per_s"] == float(np.median(rates))
     assert res["input_shape"] == [4, 1, 8, 8]
     assert res["batches"] >= 15  # at least 5 runs per window
+
+
+def test_engine_layout_runs_its_workers_side_by_side(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """2 threads -> 2 workers x 1 intra-op thread (plan_workers), each running 3-tile batches:
+    every window counts at least 5 runs per worker."""
+    path = make_mean_model(tmp_path / "m.onnx", input_size=8)
+    monkeypatch.setattr(model_only, "MODEL_ONLY_MIN_S", 0.01)
+    res = model_only.engine_layout_only(threads=2, run_tiles=3, device="cpu", model=path,
+                                        windows=2)
+    assert (res["workers"], res["intra_op_threads"], res["run_tiles"]) == (2, 1, 3)
+    assert len(res["window_tiles_per_s"]) == 2
+    assert res["tiles_per_s"] == float(np.median(res["window_tiles_per_s"]))
+    assert res["batches"] >= 2 * 2 * 5
