@@ -40,7 +40,7 @@ POLL_S = 0.2
 
 PREP_PIXELS = 16 * 256 * 256
 """Raw pixels (per band) prepared together: 16 tiles of 256 px, 64 of 128 px (see
-TileEmbeddingStream._prepare); inference still runs per batch."""
+TileEmbeddingStream._prepared_chunks); each chunk goes to the model as it is ready."""
 
 
 @dataclass(frozen=True)
@@ -220,11 +220,7 @@ class TileEmbeddingStream:
                 item = _get(raw, stop)
                 if item is None or item is _END:
                     return
-                t0 = time.perf_counter()
-                inputs = self._prepare(item)
-                t1 = time.perf_counter()
-                emb = self.model.embed(inputs)
-                self.times.add(t1 - t0, time.perf_counter() - t1)
+                emb = self._embed(item)
                 _put(results, stop, (item.seq, EmbeddedBatch(item.payloads, item.valid_frac,
                                                               emb, item.done)))
         except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
@@ -232,25 +228,40 @@ class TileEmbeddingStream:
         finally:
             _put(results, stop, _WORKER_DONE)
 
-    def _prepare(self, item: _RawBatch) -> np.ndarray:
+    def _embed(self, item: _RawBatch) -> np.ndarray:
+        """One raw batch -> its embeddings, prepared and inferred chunk by chunk (see
+        :meth:`_prepared_chunks`); each chunk goes to the model as soon as it is ready, so the
+        batch's model input is never gathered into one array (a 4 MB copy per batch of 256 px
+        tiles, fresh memory on most calls)."""
+        chunks = self._prepared_chunks(item)
+        embeddings = []
+        while True:
+            t0 = time.perf_counter()
+            inputs = next(chunks, None)
+            t1 = time.perf_counter()
+            if inputs is None:
+                break
+            embeddings.append(self.model.embed(inputs))
+            self.times.add(t1 - t0, time.perf_counter() - t1)
+        return embeddings[0] if len(embeddings) == 1 else np.concatenate(embeddings)
+
+    def _prepared_chunks(self, item: _RawBatch) -> Iterator[np.ndarray]:
         """Raw windows -> model input, PREP_PIXELS at a time: a chunk's float32 temporaries
         (4 MB) stay in cache and a worker's peak memory does not grow with the batch size,
         while each prepare_batch call (about 20 numpy calls, a fixed cost per call) covers
         many small tiles (2-core bench, 128 px tiles: 16 per chunk spent 2.6-3.1 s preparing a
         16384^2 px scene, 64 per chunk 2.1-2.4 s)."""
         contract = self.model.contract
-        parts = []
         h, w = item.pixels[0].shape[-2:]  # a raw batch holds at least one window
         chunk = max(1, PREP_PIXELS // (h * w))
         for i in range(0, len(item.pixels), chunk):
             pix, val = item.pixels[i:i + chunk], item.valid[i:i + chunk]
             if len({p.shape for p in pix}) == 1:
-                parts.append(prepare_batch(np.stack(pix), contract, self.layer, np.stack(val)))
+                yield prepare_batch(np.stack(pix), contract, self.layer, np.stack(val))
                 continue
             # windows decimated to different shapes: prepare one by one, same function
-            parts += [prepare_batch(p[None], contract, self.layer, v[None])
-                      for p, v in zip(pix, val, strict=True)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+            yield np.concatenate([prepare_batch(p[None], contract, self.layer, v[None])
+                                  for p, v in zip(pix, val, strict=True)])
 
     # -- caller side ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[EmbeddedBatch]:

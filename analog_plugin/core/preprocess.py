@@ -140,27 +140,30 @@ def image_stats(
 
 def _fill_invalid(pixels: np.ndarray, valid: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """Raw ``(N, B, h, w)`` -> float32 with each tile's invalid pixels set to that tile's valid
-    mean per band (``fallback`` when it has none). Vectorised over the tiles that have invalid
-    pixels (the others are only converted): zero the invalid pixels, sum, divide by the valid
-    count, write the means back (no per-tile loop; 4x faster than one boolean selection per tile
-    on 256 px tiles)."""
+    mean per band (``fallback`` when it has none). Tiles without invalid pixels are only
+    converted; each of the others is filled in place through views of the converted batch: zero
+    its invalid pixels, sum (float64), divide by the valid count, write the means back.
+
+    Why a loop over tiles rather than one vectorised pass: gathering the partial tiles into a
+    sub-array (``x[part]``) and scattering them back cost two copies of most of the batch, and
+    those multi-MB temporaries are fresh memory on most calls (page faults: 107 per 256 px tile
+    on the 2-core bench); the loop allocates one ``h x w`` mask per tile. 256 px tiles with
+    nodata edges: 0.044 against 0.055-0.23 ms per tile, bit for bit the same numbers."""
     x = np.array(pixels, dtype=np.float32)  # always a copy: the caller's pixels stay intact
-    n = x.shape[0]
+    n, bands = x.shape[:2]
     if n == 0:
         return x
     count = row_counts(valid.reshape(n, -1))
-    part = np.flatnonzero(count < valid[0].size)
-    if part.size == 0:
-        return x
-    sub, ok = x[part], valid[part]
-    invalid = np.broadcast_to(~ok[:, None], sub.shape)
-    np.copyto(sub, 0.0, where=invalid)
-    sums = sub.reshape(*sub.shape[:2], -1).sum(axis=-1, dtype=np.float64)
-    c = count[part][:, None]
-    means = np.where(c > 0, sums / np.maximum(c, 1),
-                     np.asarray(fallback, dtype=np.float64)[None, :]).astype(np.float32)
-    np.copyto(sub, np.broadcast_to(means[:, :, None, None], sub.shape), where=invalid)
-    x[part] = sub
+    fill_with = np.asarray(fallback, dtype=np.float64).astype(np.float32)
+    for i in np.flatnonzero(count < valid[0].size):
+        tile, invalid = x[i], ~valid[i]
+        if count[i]:
+            np.copyto(tile, 0.0, where=invalid)
+            sums = tile.reshape(bands, -1).sum(axis=-1, dtype=np.float64)
+            means = (sums / count[i]).astype(np.float32)
+        else:
+            means = fill_with
+        np.copyto(tile, means[:, None, None], where=invalid)
     return x
 
 
@@ -242,8 +245,8 @@ def prepare_batch(
     x = x - shift if np.may_share_memory(x, pixels) else np.subtract(x, shift, out=x)
     x *= scale
     np.clip(x, 0.0, 1.0, out=x)
-    x = to_model_channels(x, contract.channels)
-    return normalise(x, contract.mean, contract.std)
+    x = to_model_channels(x, contract.channels)  # x (or its channel copy) is ours to overwrite
+    return normalise(x, contract.mean, contract.std, in_place=True)
 
 
 def prepare_image(
@@ -263,11 +266,21 @@ def prepare_image(
     return prepare_batch(image[None], contract, stats, v)[0]
 
 
-def normalise(image01: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Per-channel ``(x - mean) / std`` on a ``(C, H, W)`` or ``(N, C, H, W)`` 0..1 array."""
+def normalise(
+    image01: np.ndarray, mean: Sequence[float], std: Sequence[float], *, in_place: bool = False
+) -> np.ndarray:
+    """Per-channel ``(x - mean) / std`` on a ``(C, H, W)`` or ``(N, C, H, W)`` 0..1 array.
+
+    ``in_place`` (a float32 array the caller owns, as in :func:`prepare_batch`) overwrites it
+    with the same numbers: the two batch-sized temporaries it saves were fresh memory on most
+    calls (64 tiles of 128 px: 4 MB each; 0.022 against 0.004 ms per tile)."""
     m = np.asarray(mean, dtype=np.float32)
     s = np.asarray(std, dtype=np.float32)
     shape: Any = (1, -1, 1, 1) if image01.ndim == 4 else (-1, 1, 1)
+    if in_place and image01.dtype == np.float32:
+        np.subtract(image01, m.reshape(shape), out=image01)
+        np.divide(image01, s.reshape(shape), out=image01)
+        return image01
     return ((image01 - m.reshape(shape)) / s.reshape(shape)).astype(np.float32, copy=False)
 
 

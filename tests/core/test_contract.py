@@ -81,6 +81,33 @@ def test_tile_stretch_by_hand_and_span_floor() -> None:
     assert np.abs(x - 0.5).max() < 0.01  # stays grey instead of becoming black/white noise
 
 
+def test_prepare_batch_never_writes_into_the_callers_pixels() -> None:
+    """prepare_batch stretches and normalises in place: only arrays it made itself. float32
+    tiles already at the model size (the one input numpy would not copy), with and without
+    masks, 1 and 3 bands, every stretch mode: the input is unchanged, and the result equals
+    the by-hand stretch of an untouched copy ((x - lo) / (hi - lo), clipped, then (v - .5) / .5).
+    """
+    from analog_plugin.core.preprocess import LayerStats, prepare_batch
+
+    rng = np.random.default_rng(5)
+    for bands, channels in ((1, 1), (3, 1), (1, 3)):
+        px = (rng.random((3, bands, 8, 8)) * 200).astype(np.float32)
+        layer = LayerStats((0.0,) * bands, (200.0,) * bands)
+        valid = rng.random((3, 8, 8)) > 0.2
+        for stretch in ("tile", "layer"):
+            c = PixelContract(8, channels, (0.5,) * channels, (0.5,) * channels,
+                              stretch=stretch, min_span_fraction=0.0)
+            for v in (None, valid):
+                before = px.copy()
+                out = prepare_batch(px, c, layer, v)
+                np.testing.assert_array_equal(px, before)
+                assert not np.may_share_memory(out, px)
+    # the by-hand oracle on a 1-band layer-mode batch: (x / 200 - 0.5) / 0.5
+    c = PixelContract(8, 1, (0.5,), (0.5,), stretch="layer")
+    x = prepare_batch(px[:, :1], c, LayerStats((0.0,), (200.0,)))
+    np.testing.assert_allclose(x, (np.clip(px[:, :1] / 200.0, 0, 1) - 0.5) / 0.5, atol=1e-6)
+
+
 def test_percentile_step_samples_every_other_row_and_column_by_hand() -> None:
     """Step 2 on a 4 x 4 tile: the percentiles come from pixels (0,0), (0,2), (2,0), (2,2) only
     (values 10, 20, 30, 40); the 12 others (0 and 1000) would widen the stretch if counted."""

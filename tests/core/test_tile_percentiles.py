@@ -124,3 +124,14 @@ def test_fill_invalid_sets_each_tiles_valid_mean_per_band_and_leaves_whole_tiles
             np.testing.assert_array_equal(x[t, b][ok], px[t, b][ok].astype(np.float32))
             np.testing.assert_array_equal(x[t, b][~ok], np.float32(fill))
     assert _fill_invalid(px[:0], valid[:0], fallback).shape == (0, 2, 6, 5)
+    # float32 tiles whose invalid pixels are NaN (how readers mark float nodata): the NaN must
+    # not reach the sums; the means are the float64 means of the valid values, rounded once
+    fx = rng.normal(300.0, 80.0, px.shape).astype(np.float32)
+    fx[~np.broadcast_to(valid[:, None], fx.shape)] = np.nan
+    y = _fill_invalid(fx, valid, fallback)
+    assert np.isfinite(y).all()
+    for t in range(4):
+        for b in range(2):
+            ok = valid[t]
+            fill = fx[t, b][ok].astype(np.float64).mean() if ok.any() else fallback[b]
+            np.testing.assert_array_equal(y[t, b][~ok], np.float32(fill))
