@@ -132,7 +132,7 @@ def _as_dtype(value: float, dtype: np.dtype[Any]) -> Any:
         with np.errstate(over="ignore"):
             typed = dtype.type(value)
         return typed if np.isfinite(typed) or not np.isfinite(value) else None
-    return value  # complex and other rare types: numpy's own comparison
+    return value  # other types (complex rasters are refused at open): numpy's comparison
 
 
 class RasterSource:
@@ -164,7 +164,8 @@ class RasterSource:
                     f"band(s) {bad} requested but '{Path(self.path).name}' has {ds.count} "
                     f"band(s); BANDS takes 1-based band numbers between 1 and {ds.count}"
                 )
-        complex_bands = [b for b in self.bands if np.dtype(ds.dtypes[b - 1]).kind == "c"]
+        # by name: rasterio calls GDAL's CInt16 'complex_int16', which numpy does not know
+        complex_bands = [b for b in self.bands if ds.dtypes[b - 1].startswith("complex")]
         if complex_bands:
             self.close()
             raise RasterReadError(

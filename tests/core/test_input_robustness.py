@@ -76,6 +76,19 @@ def test_complex_types_are_refused_clearly(env: dict[str, Path], dtype: str) -> 
     assert not (env["dir"] / f"{path.stem}_px.gpkg").exists()
 
 
+def test_complex_integer_rasters_are_refused_clearly(env: dict[str, Path]) -> None:
+    """GDAL's CInt16 (rasterio: 'complex_int16', a type numpy does not know) gets the same
+    clear refusal, not a numpy TypeError."""
+    from osgeo import gdal
+
+    path = env["dir"] / "cint16.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), 64, 64, 1, gdal.GDT_CInt16)
+    ds.GetRasterBand(1).SetNoDataValue(0)
+    ds = None
+    with pytest.raises(RasterReadError, match=r"complex_int16.*abs\(\)"):
+        score(env, path)
+
+
 def test_rotated_geotransform_gives_rotated_tiles_and_metres(env: dict[str, Path]) -> None:
     """45 deg rotation, 10 m pixel diagonal steps of 7.07 m x 7.07 m: a 32 px tile is 320 m."""
     from osgeo import ogr
