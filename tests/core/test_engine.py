@@ -259,3 +259,45 @@ def test_plan_workers() -> None:
     assert plan_workers(16) == (4, 4)
     assert plan_workers(10) == (4, 2)
     assert plan_workers(8, "CUDAExecutionProvider") == (4, 1)
+
+
+def test_chunks_go_to_the_model_one_by_one_on_cpu_and_gathered_on_cuda(
+        texture: tuple[Path, np.ndarray], layout_model: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for 3 tiles per preparation chunk and batches of 8: on CPU the model gets
+    chunks of 3, 3, 2 tiles; on CUDA one run of the whole batch (the GPU wants big runs). Same
+    embeddings either way, and every model call's time lands in inference_s."""
+    import time
+
+    import analog_plugin.core.embedding_stream as es
+    from analog_plugin.core.model import CUDA
+
+    path, _ = texture
+    monkeypatch.setattr(es, "PREP_PIXELS", 3 * S * S)
+    model = EmbeddingModel(layout_model, device="cpu")
+    real = model.embed
+    runs: dict[str, list[np.ndarray]] = {}
+    sizes: dict[str, list[int]] = {}
+    times = {}
+    for provider in ("cpu", CUDA):
+        model.provider = provider
+        sizes[provider] = []
+
+        def spy(batch: np.ndarray, seen: list[int] = sizes[provider]) -> np.ndarray:
+            seen.append(batch.shape[0])
+            time.sleep(0.02)
+            return real(batch)
+
+        model.embed = spy  # type: ignore[method-assign]
+        with RasterSource(path) as src:
+            grid = make_grid(src.info.width, src.info.height, S, S, 50.0)
+            stream = TileEmbeddingStream(
+                src, (TileRequest(t, t.window) for t in grid), model, src.layer_stats(),
+                NullFeedback(), batch_size=8, min_valid=1.0, workers=1,
+            )
+            runs[provider] = [e for b in stream for e in b.embeddings]
+            times[provider] = stream.times
+    assert sizes["cpu"] == [3, 3, 2] * 3 and sizes[CUDA] == [8, 8, 8]
+    np.testing.assert_array_equal(np.stack(runs["cpu"]), np.stack(runs[CUDA]))
+    assert times["cpu"].inference_s >= 9 * 0.02 and times[CUDA].inference_s >= 3 * 0.02
+    assert times["cpu"].preprocess_s > 0 and times[CUDA].preprocess_s > 0

@@ -227,30 +227,37 @@ def test_block_geometry_of_a_real_raster(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("dtype", "nodata"),
     [("Byte", 0.0), ("Byte", -9999.0), ("Byte", 7.5), ("UInt16", 65535.0), ("Int16", -32768.0),
-     ("Float32", 0.1), ("Float32", -3.4028234663852886e38), ("Float32", 1e300),
-     ("Float64", -9999.0)],
+     ("Int16", -7.5), ("Int32", -2147483648.0), ("UInt32", 4294967295.0),
+     ("Float32", 0.1), ("Float32", -3.4028234663852886e38), ("Float32", -0.0),
+     ("Float32", float("nan")), ("Float64", -9999.0)],
 )
 @pytest.mark.parametrize("bands", [1, 2])
 def test_validity_matches_gdals_own_nodata_masks(tmp_path: Path, dtype: str, nodata: float,
                                                  bands: int) -> None:
     """Validity computed from the data (the nodata-only fast path) against GDAL's mask bands,
-    the independent oracle: a pixel is valid where every selected band's mask says so. Values
-    include the nodata value as GDAL stores it for the type (float32(0.1), not 0.1), its
-    neighbours, and nodata values no pixel of the type can hold (out of range, a fraction)."""
+    the independent oracle: a pixel is valid where every selected band's mask says so. The
+    values hold the nodata value as GDAL stores it for the type (float32(0.1), not 0.1), both
+    integers around a fractional nodata (-7.5 marks the -7s, not the -8s: truncation, not
+    floor), what an out-of-range nodata would wrap to (-9999 as uint8 is 241), 0.0 against
+    -0.0, and NaN (which the reader marks invalid whatever the nodata). Not tested: GDAL also
+    treats floats within ~5e-7 relative of nodata as nodata; the reader, as before, only exact
+    values."""
     from osgeo import gdal
 
     gdt = getattr(gdal, f"GDT_{dtype}")
-    np_type = np.dtype({"Byte": "uint8", "UInt16": "uint16", "Int16": "int16",
-                        "Float32": "float32", "Float64": "float64"}[dtype])
+    np_type = np.dtype({"Byte": "uint8", "UInt16": "uint16", "Int16": "int16", "Int32": "int32",
+                        "UInt32": "uint32", "Float32": "float32", "Float64": "float64"}[dtype])
     rng = np.random.default_rng(11)
     if np_type.kind == "f":
-        pool = np.array([nodata, 0.1, 1.0, -1.0, 3.25], dtype=np.float64)
-        with np.errstate(over="ignore"):
-            pool = pool.astype(np_type)
-        pool = pool[np.isfinite(pool)]
+        pool = np.array([nodata, 0.1, 1.0, -1.0, 3.25, 0.0, -0.0, np.nan], dtype=np.float64)
+        pool = pool.astype(np_type)
     else:
         info = np.iinfo(np_type)
-        pool = np.array([info.min, info.max, 0, 7, 8, 1], dtype=np_type)
+        pool = np.array([info.min, info.max, 0, 7, 8, 1], dtype=np.int64)
+        if info.min < 0:
+            pool = np.append(pool, [-7, -8])
+        pool = np.append(pool, -9999 % 256)  # 241: -9999 wrapped into a byte
+        pool = pool.astype(np_type)
     path = tmp_path / "nd.tif"
     ds = gdal.GetDriverByName("GTiff").Create(str(path), 40, 30, bands, gdt)
     for b in range(1, bands + 1):
@@ -262,6 +269,7 @@ def test_validity_matches_gdals_own_nodata_masks(tmp_path: Path, dtype: str, nod
     oracle = np.ones((30, 40), bool)
     for b in range(1, bands + 1):
         oracle &= ds.GetRasterBand(b).GetMaskBand().ReadAsArray() > 0
+        oracle &= np.isfinite(ds.GetRasterBand(b).ReadAsArray())  # our rule on top of GDAL's
     ds = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -271,4 +279,17 @@ def test_validity_matches_gdals_own_nodata_masks(tmp_path: Path, dtype: str, nod
             strip = src.read_window(PixelWindow(8, 5, 16, 16))
     np.testing.assert_array_equal(whole.valid, oracle)
     np.testing.assert_array_equal(strip.valid, oracle[5:21, 8:24])
-    assert 0 < oracle.sum() <= oracle.size
+
+
+def test_nodata_as_the_rasters_type_by_hand() -> None:
+    """The conversion behind the fast nodata test, on values GDAL never hands it through a
+    nodata-only mask (GDAL reports an out-of-range nodata as 'all valid'): out of range -> None
+    (no pixel can hold it, nothing may wrap: -9999 is not uint8 241), fractions truncated
+    toward zero, float32 rounding, float overflow -> None."""
+    from analog_plugin.core.raster_reader import _as_dtype
+
+    u8, i16, f32 = np.dtype("uint8"), np.dtype("int16"), np.dtype("float32")
+    assert _as_dtype(-9999.0, u8) is None and _as_dtype(256.0, u8) is None
+    assert _as_dtype(255.0, u8) == 255 and _as_dtype(-7.5, i16) == -7 and _as_dtype(7.9, u8) == 7
+    assert _as_dtype(0.1, f32) == np.float32(0.1) and _as_dtype(1e300, f32) is None
+    assert _as_dtype(-np.inf, f32) == -np.inf
