@@ -229,29 +229,30 @@ class TileEmbeddingStream:
             _put(results, stop, _WORKER_DONE)
 
     def _embed(self, item: _RawBatch) -> np.ndarray:
-        """One raw batch -> its embeddings, prepared and inferred chunk by chunk (see
-        :meth:`_prepared_chunks`). On CPU each chunk goes to the model as soon as it is ready, so
-        the batch's model input is never gathered into one array (a 4 MB copy per batch of 256 px
-        tiles, fresh memory on most calls; onnxruntime runs 8-tile slices anyway). On CUDA the
-        chunks are gathered: one run of BATCH_SIZE tiles keeps the GPU busy."""
-        chunks = self._prepared_chunks(item)
-        if self.model.provider == CUDA:  # the GPU wants the whole batch in one run
-            t0 = time.perf_counter()
-            inputs = np.concatenate(list(chunks))
-            t1 = time.perf_counter()
-            emb = self.model.embed(inputs)
-            self.times.add(t1 - t0, time.perf_counter() - t1)
-            return emb
+        """One raw batch -> its embeddings, one model call per input of :meth:`_model_inputs`
+        (preparing it counts as preprocessing, the call as inference)."""
+        inputs = self._model_inputs(item)
         embeddings = []
         while True:
             t0 = time.perf_counter()
-            inputs = next(chunks, None)
+            x = next(inputs, None)
             t1 = time.perf_counter()
-            if inputs is None:
+            if x is None:
                 break
-            embeddings.append(self.model.embed(inputs))
+            embeddings.append(self.model.embed(x))
             self.times.add(t1 - t0, time.perf_counter() - t1)
         return embeddings[0] if len(embeddings) == 1 else np.concatenate(embeddings)
+
+    def _model_inputs(self, item: _RawBatch) -> Iterator[np.ndarray]:
+        """On CPU each prepared chunk goes to the model as soon as it is ready, so the batch's
+        model input is never gathered into one array (a 4 MB copy per batch of 256 px tiles,
+        fresh memory on most calls; onnxruntime runs 8-tile slices anyway). On CUDA the chunks
+        are gathered: one run of BATCH_SIZE tiles keeps the GPU busy."""
+        chunks = self._prepared_chunks(item)
+        if self.model.provider == CUDA:
+            yield np.concatenate(list(chunks))
+        else:
+            yield from chunks
 
     def _prepared_chunks(self, item: _RawBatch) -> Iterator[np.ndarray]:
         """Raw windows -> model input, PREP_PIXELS at a time: a chunk's float32 temporaries

@@ -292,8 +292,9 @@ class RasterSource:
             valid = np.ones(data.shape[1:], dtype=bool)
         pixels = data.astype(self.pixel_dtype, copy=False)
         if self._is_float:
-            valid &= _every_band(np.isfinite(pixels))
-            pixels = np.where(np.isfinite(pixels), pixels, 0.0).astype(np.float32, copy=False)
+            finite = np.isfinite(pixels)
+            valid &= _every_band(finite)
+            pixels = np.where(finite, pixels, 0.0).astype(np.float32, copy=False)
         return pixels, valid
 
     def read_window(
