@@ -133,9 +133,11 @@ class EmbeddingModel:
         opts.intra_op_num_threads = intra
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No memory pattern: ORT would pre-plan one block per input shape per concurrent run;
-        # off, a 16384^2 px job peaks 66 MB lower at the same speed (README, bench).
-        opts.enable_mem_pattern = False
+        # Memory pattern on (onnxruntime's default): with the CPU's fixed 8-tile runs it plans
+        # one block per input shape, a few MB. Off, the 2-core bench ran 3 % slower at 128 px
+        # and 3-7 % at 256 px (interleaved A/B, 8 pairs) for 5 MB less peak RSS. It was off
+        # while runs were 32-64 tiles (model 2.2: 66 MB more then); README, bench.
+        opts.enable_mem_pattern = True
         opts.log_severity_level = 3  # errors only: ORT's warnings would flood the QGIS log
         try:
             self._session = ort.InferenceSession(str(self.path), opts, providers=providers)
