@@ -247,10 +247,12 @@ class TileEmbeddingStream:
         """On CPU each prepared chunk goes to the model as soon as it is ready, so the batch's
         model input is never gathered into one array (a 4 MB copy per batch of 256 px tiles,
         fresh memory on most calls; onnxruntime runs 8-tile slices anyway). On CUDA the chunks
-        are gathered: one run of BATCH_SIZE tiles keeps the GPU busy."""
+        are gathered: one run of BATCH_SIZE tiles keeps the GPU busy (a batch that is one
+        chunk, 64 tiles of 128 px, goes as it is, without a copy)."""
         chunks = self._prepared_chunks(item)
         if self.model.provider == CUDA:
-            yield np.concatenate(list(chunks))
+            parts = list(chunks)
+            yield parts[0] if len(parts) == 1 else np.concatenate(parts)
         else:
             yield from chunks
 

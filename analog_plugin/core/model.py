@@ -134,9 +134,10 @@ class EmbeddingModel:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Memory pattern on (onnxruntime's default): with the CPU's fixed 8-tile runs it plans
-        # one block per input shape, a few MB. Off, the 2-core bench ran 3 % slower at 128 px
-        # and 3-7 % at 256 px (interleaved A/B, 8 pairs) for 5 MB less peak RSS. It was off
-        # while runs were 32-64 tiles (model 2.2: 66 MB more then); README, bench.
+        # one small block per input shape (2-3 MB of the bench's peak RSS). Off, the 2-core
+        # bench's 16384^2 px job ran about 3 % slower at 128 px and 3-7 % at 256 px
+        # (interleaved A/B pairs). It was off while runs were 32-64 tiles, when it cost up to
+        # 103 MB (model 2.2); README, bench.
         opts.enable_mem_pattern = True
         opts.log_severity_level = 3  # errors only: ORT's warnings would flood the QGIS log
         try:
